@@ -1,0 +1,91 @@
+"""turnkit's plugin contract.
+
+Plugin authors need only this package::
+
+    from turnkit_hookspecs import Deny, Message, hookimpl
+
+The contract is versioned on its own (semver); pin it as
+``turnkit-hookspecs>=0.1,<0.2``.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import session_points, turn_points
+from .context import Dispatch, ExecutionContext, SessionExtensionContext
+from .convert import PayloadError, converter, from_json, structure, to_json, unstructure
+from .kinds import Kind, PointKind, effect, guard, kind_of, pipeline, resolve
+from .markers import PROJECT_NAME, hookimpl, hookspec
+from .model import (
+    AttachmentBlock,
+    Base64Source,
+    Block,
+    ContextWindowState,
+    Deny,
+    DocumentBlock,
+    ForkOptions,
+    ImageBlock,
+    Message,
+    Prompt,
+    ReasoningBlock,
+    SessionInfo,
+    Source,
+    TextBlock,
+    ToolCallBlock,
+    ToolOutputBlock,
+    ToolSpec,
+    TurnInfo,
+    UrlSource,
+)
+from .service import Service
+
+#: The modules declaring the runtime's own extension points.
+CORE_HOOKSPECS = (turn_points, session_points)
+
+try:
+    __version__ = version("turnkit-hookspecs")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "CORE_HOOKSPECS",
+    "PROJECT_NAME",
+    "AttachmentBlock",
+    "Base64Source",
+    "Block",
+    "ContextWindowState",
+    "Deny",
+    "Dispatch",
+    "DocumentBlock",
+    "ExecutionContext",
+    "ForkOptions",
+    "ImageBlock",
+    "Kind",
+    "Message",
+    "PayloadError",
+    "PointKind",
+    "Prompt",
+    "ReasoningBlock",
+    "Service",
+    "SessionExtensionContext",
+    "SessionInfo",
+    "Source",
+    "TextBlock",
+    "ToolCallBlock",
+    "ToolOutputBlock",
+    "ToolSpec",
+    "TurnInfo",
+    "UrlSource",
+    "__version__",
+    "converter",
+    "effect",
+    "from_json",
+    "guard",
+    "hookimpl",
+    "hookspec",
+    "kind_of",
+    "pipeline",
+    "resolve",
+    "structure",
+    "to_json",
+    "unstructure",
+]

@@ -1,0 +1,110 @@
+"""The two capability surfaces, as Protocols the runtime implements.
+
+Services receive an :class:`ExecutionContext`; plugins receive a
+:class:`SessionExtensionContext` as the ``ctx`` argument of every session
+point. Neither is a host: they are views through which every action is routed
+to the runtime's orchestrator (and audited there).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from .model import ContextWindowState, Deny, ForkOptions, Message, SessionInfo
+
+
+@runtime_checkable
+class Dispatch(Protocol):
+    """One call per extension point kind (DESIGN §3)."""
+
+    async def guard(self, point: str, /, **kwargs: Any) -> Deny | None:
+        """Run a guard point; the first ``Deny`` (or a failing implementation) stops."""
+
+    async def pipeline(self, point: str, /, **kwargs: Any) -> Any:
+        """Thread the point's value through every implementation and return it."""
+
+    async def effect(self, point: str, /, **kwargs: Any) -> None:
+        """Start every implementation of an effect point; failures are isolated."""
+
+    async def resolve(self, point: str, /, **kwargs: Any) -> Any:
+        """Return the first non-``None`` answer, or raise naming the point."""
+
+
+@runtime_checkable
+class SessionExtensionContext(Protocol):
+    """What a plugin may do to the session a point fires for.
+
+    Every action fires its own points (e.g. ``session_fork`` then
+    ``session_forked``) and is written to the audit trail with
+    ``extension_id``.
+    """
+
+    @property
+    def extension_id(self) -> str:
+        """The plugin acting through this context."""
+
+    @property
+    def session_id(self) -> str:
+        """The session the point fires for."""
+
+    @property
+    def turn_id(self) -> str | None:
+        """The running turn, or ``None`` outside a turn."""
+
+    @property
+    def parent_session_id(self) -> str | None:
+        """The session this one was forked from, if any."""
+
+    async def contribute_context(self, key: str, value: str) -> None:
+        """Add ``value`` under ``key`` to the next turn's prompt (then consumed)."""
+
+    async def fork(self, options: ForkOptions | None = None) -> str:
+        """Create a child session seeing the history up to now; return its id."""
+
+    async def merge(self, child_id: str, summary: str | None = None) -> Message:
+        """Close a child; its summary (given or resolved) enters this history."""
+
+    async def abandon(self, child_id: str) -> None:
+        """Close a child without merging anything back."""
+
+    async def get_child_sessions(self) -> Sequence[SessionInfo]:
+        """The sessions forked from this one."""
+
+    async def get_context_window_state(self) -> ContextWindowState:
+        """How full the model's context window is for this session."""
+
+    async def request_compression(self, reason: str) -> None:
+        """Summarise older messages now; they are marked compressed, not deleted."""
+
+    async def send_to_agent(self, agent_id: str, message: Message) -> None:
+        """Deliver ``message`` durably to another agent's inbox."""
+
+
+@runtime_checkable
+class ExecutionContext(Protocol):
+    """The capability surface handed to services (DESIGN §1)."""
+
+    @property
+    def config(self) -> Any:
+        """The agent's structured configuration."""
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The environment the agent was started with."""
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The agent's logger."""
+
+    @property
+    def session(self) -> Any:
+        """The session store view services reach sessions through."""
+
+    @property
+    def plugins(self) -> Dispatch:
+        """Dispatch of the four extension point kinds."""
+
+    async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> Any:
+        """Call ``service.action`` with ``payload``; errors come back as results."""

@@ -1,0 +1,126 @@
+"""The one cattrs converter of the contract, and JSON helpers around it.
+
+Blocks and sources are tagged unions on ``type`` (the class's ``TYPE``), so a
+stored message reads back as the same classes. Structuring errors are turned
+into :class:`PayloadError`, whose message names the path of each bad field
+(``$.blocks[0].text``) rather than cattrs' nested exception groups.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+import typing
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_unstructure_fn
+from cattrs.v import format_exception
+
+from .model import Block, Source
+
+T = TypeVar("T")
+
+converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _strict(expected: type, accepted: tuple[type, ...]) -> Any:
+    """A hook that refuses lossy coercion (cattrs would turn ``3`` into ``"3"``)."""
+
+    def structure_strict(value: Any, _: type) -> Any:
+        if not isinstance(value, accepted) or (expected is not bool and isinstance(value, bool)):
+            raise TypeError(f"expected {expected.__name__}, got {type(value).__name__} {value!r}")
+        return expected(value)
+
+    return structure_strict
+
+
+converter.register_structure_hook(str, _strict(str, (str,)))
+converter.register_structure_hook(int, _strict(int, (int,)))
+converter.register_structure_hook(float, _strict(float, (int, float)))
+converter.register_structure_hook(bool, _strict(bool, (bool,)))
+
+
+def _tagged_union(union: Any) -> None:
+    """Un/structure ``union`` with a ``type`` key naming each member's ``TYPE``.
+
+    Written here rather than with ``cattrs.strategies.configure_tagged_union``
+    because that strategy mutates the input payload and reports an unknown tag
+    as a bare ``KeyError``; ours names the tag and the accepted ones.
+    """
+    members: dict[str, type] = {cls.TYPE: cls for cls in typing.get_args(union)}
+    accepted = ", ".join(sorted(members))
+
+    def structure_member(payload: Any, _: Any) -> Any:
+        if not isinstance(payload, dict):
+            raise TypeError(f"expected an object with a 'type' key, got {type(payload).__name__}")
+        tag = payload.get("type")
+        cls = members.get(tag) if isinstance(tag, str) else None
+        if cls is None:
+            raise ValueError(f"unknown type {tag!r} (expected one of {accepted})")
+        return converter.structure({k: v for k, v in payload.items() if k != "type"}, cls)
+
+    converter.register_structure_hook(union, structure_member)
+    converter.register_unstructure_hook(union, converter.unstructure)
+    for tag, cls in members.items():
+        fields_of = make_dict_unstructure_fn(cls, converter)
+        converter.register_unstructure_hook(cls, partial(_with_tag, tag, fields_of))
+
+
+def _with_tag(tag: str, fields_of: Any, value: Any) -> dict[str, Any]:
+    return {"type": tag, **fields_of(value)}
+
+
+_tagged_union(Source)
+_tagged_union(Block)
+
+
+class PayloadError(ValueError):
+    """A payload does not match the contract; ``problems`` lists each bad path."""
+
+    def __init__(self, target: str, problems: list[str]) -> None:
+        self.target = target
+        self.problems = problems
+        super().__init__(f"invalid {target}: " + "; ".join(problems))
+
+
+def _describe(exc: BaseException, type_: Any) -> str:
+    """Word a leaf error: our hooks' own messages are already precise."""
+    if typing.get_origin(type_) is typing.Literal:
+        return "expected one of " + ", ".join(repr(v) for v in typing.get_args(type_))
+    if isinstance(exc, (TypeError, ValueError)) and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
+def structure(payload: Any, cls: type[T]) -> T:
+    """Build a ``cls`` from plain data, or raise :class:`PayloadError`."""
+    name = getattr(cls, "__name__", str(cls))
+    if attrs.has(cls) and not isinstance(payload, dict):
+        raise PayloadError(name, [f"expected an object, got {type(payload).__name__} @ $"])
+    try:
+        return converter.structure(payload, cls)
+    except cattrs.BaseValidationError as exc:
+        raise PayloadError(name, cattrs.transform_error(exc, format_exception=_describe)) from exc
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(name, [f"{exc} @ $"]) from exc
+
+
+def unstructure(value: Any) -> Any:
+    """Turn a contract value into plain JSON-ready data."""
+    return converter.unstructure(value)
+
+
+def to_json(value: Any) -> str:
+    """Serialise a contract value to compact JSON."""
+    return json.dumps(unstructure(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def from_json(text: str | bytes, cls: type[T]) -> T:
+    """Parse JSON into ``cls``; malformed JSON is a :class:`PayloadError` too."""
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(getattr(cls, "__name__", str(cls)), [f"not JSON: {exc}"]) from exc
+    return structure(payload, cls)

@@ -1,0 +1,110 @@
+"""The four extension point kinds and the decorators that declare them.
+
+A hookspec is declared with exactly one kind decorator. The decorator applies
+pluggy's ``hookspec`` marker and records a :class:`PointKind` on the function,
+which the runtime reads to choose the dispatch rule (see DESIGN §3):
+
+* ``guard``    -- in order; the first :class:`~turnkit_hookspecs.model.Deny` stops.
+* ``pipeline`` -- one argument is threaded through every implementation.
+* ``effect``   -- every implementation runs after the observed state is committed.
+* ``resolve``  -- in order; the first non-``None`` answer wins.
+
+pluggy's ``firstresult`` is never used: it cannot await coroutines, and the
+runtime must mix ``def`` and ``async def`` implementations.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+
+from .markers import hookspec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+KIND_ATTRIBUTE = "turnkit_kind"
+
+
+class Kind(enum.StrEnum):
+    """How an extension point is dispatched."""
+
+    GUARD = "guard"
+    PIPELINE = "pipeline"
+    EFFECT = "effect"
+    RESOLVE = "resolve"
+
+
+@attrs.frozen
+class PointKind:
+    """What the runtime needs to know about a point beyond its signature.
+
+    ``value`` names the argument a pipeline threads through and ``value_type``
+    the type every non-``None`` return must have; ``timeout`` is an effect's
+    default per-implementation timeout in seconds (config may override it).
+    """
+
+    kind: Kind
+    value: str | None = None
+    value_type: type | None = None
+    timeout: float | None = None
+
+
+def kind_of(spec_function: Callable[..., Any]) -> PointKind | None:
+    """Return the kind recorded on a hookspec function, or ``None``."""
+    return getattr(spec_function, KIND_ATTRIBUTE, None)
+
+
+def _declare(function: F, kind: PointKind) -> F:
+    if function.__doc__ is None:
+        raise TypeError(f"extension point {function.__name__!r} needs a docstring with an example")
+    setattr(function, KIND_ATTRIBUTE, kind)
+    return hookspec(function)
+
+
+def guard(function: F) -> F:
+    """Declare a guard point: implementations return ``None`` to allow or a ``Deny``."""
+    return _declare(function, PointKind(Kind.GUARD))
+
+
+def resolve(function: F) -> F:
+    """Declare a resolve point: the first implementation returning non-``None`` wins."""
+    return _declare(function, PointKind(Kind.RESOLVE))
+
+
+def effect(function: F | None = None, *, timeout: float | None = None) -> Any:
+    """Declare an effect point, optionally with its own default timeout.
+
+    Usable bare (``@effect``) or with arguments (``@effect(timeout=2.0)``).
+    """
+
+    def decorate(fn: F) -> F:
+        return _declare(fn, PointKind(Kind.EFFECT, timeout=timeout))
+
+    return decorate if function is None else decorate(function)
+
+
+def pipeline(value: str) -> Callable[[F], F]:
+    """Declare a pipeline point threading the argument named ``value``.
+
+    The type every implementation must return (or ``None`` for "unchanged")
+    is read from that argument's annotation, so the contract states it once.
+    """
+
+    def decorate(fn: F) -> F:
+        parameters = inspect.signature(fn).parameters
+        if value not in parameters:
+            raise TypeError(f"pipeline {fn.__name__!r} has no argument {value!r} to thread")
+        annotation = typing.get_type_hints(fn).get(value)
+        if annotation is None:
+            raise TypeError(f"pipeline {fn.__name__!r} must annotate its threaded argument {value!r}")
+        value_type = typing.get_origin(annotation) or annotation
+        if not isinstance(value_type, type):
+            raise TypeError(f"pipeline {fn.__name__!r}: {annotation!r} is not a checkable type")
+        return _declare(fn, PointKind(Kind.PIPELINE, value=value, value_type=value_type))
+
+    return decorate

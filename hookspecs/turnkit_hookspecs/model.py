@@ -1,0 +1,279 @@
+"""The data model every service and plugin exchanges.
+
+All classes are frozen, slotted attrs classes so that a value handed to one
+plugin cannot be changed behind the back of the next; pipelines return new
+values instead (``attrs.evolve``). JSON (un)structuring lives in
+:mod:`turnkit_hookspecs.convert`; the ``type`` tag of each block and source is
+the class's ``TYPE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, TypeAlias
+
+from attrs import field, frozen
+
+Role: TypeAlias = Literal["user", "assistant", "system", "tool"]
+Initiator: TypeAlias = Literal["user", "extension", "system", "agent"]
+Level: TypeAlias = Literal["ok", "warn", "critical"]
+
+
+def _tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def _dict_copy(value: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(value)
+
+
+# ---------------------------------------------------------------- sources
+
+
+@frozen
+class Base64Source:
+    """Binary content carried inline, base64-encoded."""
+
+    TYPE: ClassVar[str] = "base64"
+    media_type: str
+    data: str
+
+
+@frozen
+class UrlSource:
+    """Binary content referenced by URL (``https:``, ``file:`` …)."""
+
+    TYPE: ClassVar[str] = "url"
+    url: str
+    media_type: str | None = None
+
+
+Source: TypeAlias = Base64Source | UrlSource
+
+
+# ---------------------------------------------------------------- blocks
+
+
+@frozen
+class TextBlock:
+    """Plain text."""
+
+    TYPE: ClassVar[str] = "text"
+    text: str
+
+
+@frozen
+class ImageBlock:
+    """An image, inline or by URL."""
+
+    TYPE: ClassVar[str] = "image"
+    source: Source
+    alt: str | None = None
+
+
+@frozen
+class DocumentBlock:
+    """A document (PDF, text file …) the model may read."""
+
+    TYPE: ClassVar[str] = "document"
+    source: Source
+    title: str | None = None
+
+
+@frozen
+class AttachmentBlock:
+    """A file or a directory handed along with a message (audio, an archive …)."""
+
+    TYPE: ClassVar[str] = "attachment"
+    kind: Literal["file", "directory"]
+    name: str
+    source: Source | None = None
+    path: str | None = None
+
+
+@frozen
+class ReasoningBlock:
+    """The model's reasoning, kept apart from the visible answer."""
+
+    TYPE: ClassVar[str] = "reasoning"
+    text: str
+
+
+@frozen
+class ToolCallBlock:
+    """The model asks for a tool (a service action) to be run."""
+
+    TYPE: ClassVar[str] = "tool_call"
+    tool_call_id: str
+    name: str
+    args: dict[str, Any] = field(factory=dict, converter=_dict_copy, hash=False)
+
+
+@frozen
+class ToolOutputBlock:
+    """The result of a tool call, returned to the model."""
+
+    TYPE: ClassVar[str] = "tool_output"
+    tool_call_id: str
+    output: str
+    is_error: bool = False
+
+
+Block: TypeAlias = (
+    TextBlock
+    | ImageBlock
+    | DocumentBlock
+    | AttachmentBlock
+    | ReasoningBlock
+    | ToolCallBlock
+    | ToolOutputBlock
+)
+
+
+# ---------------------------------------------------------------- messages
+
+
+@frozen
+class Message:
+    """One message of a session's history.
+
+    ``id`` is given by the store when the message is written; ``author`` names
+    the principal, agent or extension that produced it.
+    """
+
+    role: Role
+    blocks: tuple[Block, ...] = field(converter=_tuple)
+    id: str | None = None
+    author: str | None = None
+    metadata: dict[str, Any] = field(factory=dict, converter=_dict_copy, hash=False)
+
+    @classmethod
+    def of(cls, role: Role, text: str, **kwargs: Any) -> Message:
+        """A message holding one text block: ``Message.of("user", "hi")``."""
+        return cls(role, (TextBlock(text),), **kwargs)
+
+    @property
+    def text(self) -> str:
+        """The text blocks joined by newlines (other blocks are skipped)."""
+        return "\n".join(b.text for b in self.blocks if isinstance(b, TextBlock))
+
+    @property
+    def tool_calls(self) -> tuple[ToolCallBlock, ...]:
+        """The tool calls this message asks for."""
+        return tuple(b for b in self.blocks if isinstance(b, ToolCallBlock))
+
+
+@frozen
+class ToolSpec:
+    """A tool offered to the model: a service action with a JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(factory=lambda: {"type": "object", "properties": {}}, hash=False)
+
+
+@frozen
+class Prompt:
+    """What the model is asked: the assembled messages and the tools on offer."""
+
+    messages: tuple[Message, ...] = field(converter=_tuple)
+    tools: tuple[ToolSpec, ...] = field(default=(), converter=_tuple)
+
+
+# ---------------------------------------------------------------- sessions
+
+
+@frozen
+class Deny:
+    """A guard's refusal. ``plugin`` is filled in by the runtime."""
+
+    reason: str
+    plugin: str | None = None
+
+
+@frozen
+class ForkOptions:
+    """How to fork a child session.
+
+    ``initial_message`` starts the child's first turn; ``inherit_context``
+    copies the parent's pending contributed context into the child.
+    """
+
+    reason: str = ""
+    initial_message: Message | None = None
+    inherit_context: bool = True
+    metadata: dict[str, Any] = field(factory=dict, converter=_dict_copy, hash=False)
+
+
+@frozen
+class ContextWindowState:
+    """How full the model's context window is for a session."""
+
+    current_tokens: int
+    max_tokens: int
+    ratio: float
+    level: Level
+
+    WARN_AT: ClassVar[float] = 0.6
+    CRITICAL_AT: ClassVar[float] = 0.8
+
+    @classmethod
+    def measure(cls, current_tokens: int, max_tokens: int) -> ContextWindowState:
+        """Compute ratio and level: ok below 60 %, warn below 80 %, else critical."""
+        if max_tokens <= 0:
+            raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+        ratio = current_tokens / max_tokens
+        level: Level = "ok" if ratio < cls.WARN_AT else "warn" if ratio < cls.CRITICAL_AT else "critical"
+        return cls(current_tokens, max_tokens, ratio, level)
+
+
+@frozen
+class TurnInfo:
+    """One turn of a session, as effects and plugins see it."""
+
+    turn_id: str
+    session_id: str
+    number: int
+    initiator: Initiator
+    initiator_id: str | None = None
+    status: Literal["running", "completed", "denied", "failed", "interrupted"] = "running"
+    error: str | None = None
+
+
+@frozen
+class SessionInfo:
+    """A session's identity and place in its tree."""
+
+    session_id: str
+    kind: str
+    status: Literal["active", "closed", "merged", "abandoned"] = "active"
+    parent_session_id: str | None = None
+    root_session_id: str | None = None
+    fork_point: int | None = None
+    metadata: dict[str, Any] = field(factory=dict, converter=_dict_copy, hash=False)
+
+
+__all__ = [
+    "AttachmentBlock",
+    "Base64Source",
+    "Block",
+    "ContextWindowState",
+    "Deny",
+    "DocumentBlock",
+    "ForkOptions",
+    "ImageBlock",
+    "Initiator",
+    "Level",
+    "Message",
+    "Prompt",
+    "ReasoningBlock",
+    "Role",
+    "SessionInfo",
+    "Source",
+    "TextBlock",
+    "ToolCallBlock",
+    "ToolOutputBlock",
+    "ToolSpec",
+    "TurnInfo",
+    "UrlSource",
+]

@@ -1,0 +1,138 @@
+"""Extension points fired around every session turn (DESIGN §4).
+
+Order within a turn: ``turn_authorize`` → ``turn_inbound`` → prompt assembly
+→ ``turn_prompt`` → ``turn_reply`` (tool calls pass ``tool_authorize``) →
+``turn_outbound`` → commit → ``turn_completed`` (or ``turn_denied`` /
+``turn_failed``). Implementations may take any subset of the arguments.
+"""
+
+from __future__ import annotations
+
+from .context import SessionExtensionContext
+from .kinds import effect, guard, pipeline, resolve
+from .model import Deny, Message, Prompt, ToolCallBlock, TurnInfo
+
+
+@guard
+def turn_authorize(ctx: SessionExtensionContext, turn: TurnInfo, message: Message) -> Deny | None:
+    """Decide whether an inbound message may start a turn.
+
+    Return ``None`` to allow or a ``Deny`` to refuse; the turn is then stored
+    as ``denied`` and ``turn_denied`` fires. An implementation that raises
+    counts as a deny (fail closed).
+
+    Example::
+
+        @hookimpl
+        def turn_authorize(message):
+            if message.author not in {"alice", "bob"}:
+                return Deny("only alice and bob may talk to this agent")
+    """
+
+
+@pipeline("message")
+def turn_inbound(ctx: SessionExtensionContext, turn: TurnInfo, message: Message) -> Message | None:
+    """Rewrite the inbound message before it reaches the prompt.
+
+    Return a new ``Message`` or ``None`` for unchanged. The stored inbound
+    message is kept as received; the rewritten one is what the model sees.
+
+    Example::
+
+        @hookimpl
+        def turn_inbound(message):
+            return attrs.evolve(message, blocks=[TextBlock(message.text.strip())])
+    """
+
+
+@pipeline("prompt")
+def turn_prompt(ctx: SessionExtensionContext, turn: TurnInfo, prompt: Prompt) -> Prompt | None:
+    """Adjust the assembled prompt (history window, contributed context, tools).
+
+    Example::
+
+        @hookimpl
+        def turn_prompt(prompt):
+            rules = Message.of("system", "Answer in English.")
+            return attrs.evolve(prompt, messages=(rules, *prompt.messages))
+    """
+
+
+@resolve
+def turn_reply(ctx: SessionExtensionContext, turn: TurnInfo, prompt: Prompt) -> Message | None:
+    """Produce the assistant's reply to a prompt: this is the model.
+
+    The first implementation returning a ``Message`` wins; the runtime's
+    offline echo model answers last (``trylast``). A reply holding tool calls
+    makes the runtime run them and ask again, a bounded number of times.
+
+    Example::
+
+        @hookimpl
+        async def turn_reply(prompt):
+            answer = await my_model.complete(prompt.messages)
+            return Message.of("assistant", answer)
+    """
+
+
+@pipeline("message")
+def turn_outbound(ctx: SessionExtensionContext, turn: TurnInfo, message: Message) -> Message | None:
+    """Rewrite the assistant's reply before it is stored and delivered.
+
+    Example::
+
+        @hookimpl
+        def turn_outbound(message):
+            return Message.of("assistant", message.text.replace("colour", "color"))
+    """
+
+
+@effect
+def turn_completed(ctx: SessionExtensionContext, turn: TurnInfo, message: Message, reply: Message) -> None:
+    """Observe a committed turn: its inbound message and the stored reply.
+
+    Example::
+
+        @hookimpl
+        def turn_completed(turn, reply):
+            print(f"turn {turn.number} of {turn.session_id}: {reply.text}")
+    """
+
+
+@effect
+def turn_denied(ctx: SessionExtensionContext, turn: TurnInfo, message: Message, deny: Deny) -> None:
+    """Observe a turn refused by a guard; ``deny.plugin`` names who refused.
+
+    Example::
+
+        @hookimpl
+        def turn_denied(turn, deny):
+            log.warning("turn %s denied by %s: %s", turn.turn_id, deny.plugin, deny.reason)
+    """
+
+
+@effect
+def turn_failed(ctx: SessionExtensionContext, turn: TurnInfo, message: Message, error: str) -> None:
+    """Observe a turn that failed; the inbound message stays stored.
+
+    Example::
+
+        @hookimpl
+        def turn_failed(turn, error):
+            alerts.send(f"turn {turn.turn_id} failed: {error}")
+    """
+
+
+@guard
+def tool_authorize(ctx: SessionExtensionContext, turn: TurnInfo, call: ToolCallBlock) -> Deny | None:
+    """Decide whether a tool call asked for by the model may run.
+
+    A deny is returned to the model as an error ``tool_output``.
+
+    Example::
+
+        @hookimpl
+        def tool_authorize(call):
+            if call.name == "shell.exec" and "rm" in call.args.get("argv", []):
+                return Deny("no deleting files")
+    """
