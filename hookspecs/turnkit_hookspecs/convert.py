@@ -9,12 +9,14 @@ into :class:`PayloadError`, whose message names the path of each bad field
 from __future__ import annotations
 
 import json
-from functools import partial
 import typing
+from functools import partial
 from typing import Any, TypeVar
 
 import attrs
 import cattrs
+from cattrs.errors import IterableValidationError, IterableValidationNote
+from cattrs.cols import homogenous_tuple_structure_factory, is_sequence, list_structure_factory
 from cattrs.gen import make_dict_unstructure_fn
 from cattrs.v import format_exception
 
@@ -42,6 +44,62 @@ converter.register_structure_hook(float, _strict(float, (int, float)))
 converter.register_structure_hook(bool, _strict(bool, (bool,)))
 
 
+def _no_scalar_sequences(type_: Any, conv: cattrs.Converter) -> Any:
+    """Refuse a string or a mapping where a list is expected (cattrs would iterate it)."""
+    origin = typing.get_origin(type_)
+    if origin is tuple and typing.get_args(type_)[-1:] == (Ellipsis,):
+        inner = homogenous_tuple_structure_factory(type_, conv)
+    else:
+        inner = list_structure_factory(type_, conv)
+
+    def structure_sequence(value: Any, cls: Any) -> Any:
+        if isinstance(value, str | bytes | dict):
+            raise TypeError(f"expected a list, got {type(value).__name__} {value!r}")
+        return inner(value, cls)
+
+    return structure_sequence
+
+
+converter.register_structure_hook_factory(
+    lambda t: is_sequence(t) and typing.get_origin(t) in (list, tuple), _no_scalar_sequences
+)
+
+
+def _is_homogeneous_tuple(type_: Any) -> bool:
+    args = typing.get_args(type_)
+    return typing.get_origin(type_) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _structure_tuple_strictly(type_: Any) -> Any:
+    """Structure ``tuple[X, ...]`` from a JSON array only.
+
+    cattrs accepts any iterable, so ``"blocks": "abc"`` would become three
+    one-character blocks (each failing with a misleading error) and a dict
+    would silently become its keys.
+    """
+    item_type = typing.get_args(type_)[0]
+
+    def structure_tuple(value: Any, _: Any) -> tuple[Any, ...]:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        items, errors = [], []
+        for index, item in enumerate(value):
+            try:
+                items.append(converter.structure(item, item_type))
+            except Exception as exc:
+                note = IterableValidationNote(f"Structuring {type_} @ index {index}", index, item_type)
+                exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+                errors.append(exc)
+        if errors:
+            raise IterableValidationError(f"While structuring {type_!r}", errors, type_)
+        return tuple(items)
+
+    return structure_tuple
+
+
+converter.register_structure_hook_factory(_is_homogeneous_tuple, _structure_tuple_strictly)
+
+
 def _tagged_union(union: Any) -> None:
     """Un/structure ``union`` with a ``type`` key naming each member's ``TYPE``.
 
@@ -61,7 +119,13 @@ def _tagged_union(union: Any) -> None:
             raise ValueError(f"unknown type {tag!r} (expected one of {accepted})")
         return converter.structure({k: v for k, v in payload.items() if k != "type"}, cls)
 
+    def structure_optional(payload: Any, _: Any) -> Any:
+        return None if payload is None else structure_member(payload, union)
+
     converter.register_structure_hook(union, structure_member)
+    # ``Source | None`` is a distinct type to cattrs, which would otherwise
+    # fall back to its own attrs-union handling and choke on the ``type`` key.
+    converter.register_structure_hook(union | None, structure_optional)
     converter.register_unstructure_hook(union, converter.unstructure)
     for tag, cls in members.items():
         fields_of = make_dict_unstructure_fn(cls, converter)
