@@ -15,9 +15,8 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.cols import homogenous_tuple_structure_factory, is_sequence, list_structure_factory
-from cattrs.gen import make_dict_unstructure_fn
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.v import format_exception
 
 from .model import Block, Source
@@ -65,41 +64,6 @@ converter.register_structure_hook_factory(
 )
 
 
-def _is_homogeneous_tuple(type_: Any) -> bool:
-    args = typing.get_args(type_)
-    return typing.get_origin(type_) is tuple and len(args) == 2 and args[1] is Ellipsis
-
-
-def _structure_tuple_strictly(type_: Any) -> Any:
-    """Structure ``tuple[X, ...]`` from a JSON array only.
-
-    cattrs accepts any iterable, so ``"blocks": "abc"`` would become three
-    one-character blocks (each failing with a misleading error) and a dict
-    would silently become its keys.
-    """
-    item_type = typing.get_args(type_)[0]
-
-    def structure_tuple(value: Any, _: Any) -> tuple[Any, ...]:
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"expected a list, got {type(value).__name__}")
-        items, errors = [], []
-        for index, item in enumerate(value):
-            try:
-                items.append(converter.structure(item, item_type))
-            except Exception as exc:
-                note = IterableValidationNote(f"Structuring {type_} @ index {index}", index, item_type)
-                exc.__notes__ = [*getattr(exc, "__notes__", []), note]
-                errors.append(exc)
-        if errors:
-            raise IterableValidationError(f"While structuring {type_!r}", errors, type_)
-        return tuple(items)
-
-    return structure_tuple
-
-
-converter.register_structure_hook_factory(_is_homogeneous_tuple, _structure_tuple_strictly)
-
-
 def _tagged_union(union: Any) -> None:
     """Un/structure ``union`` with a ``type`` key naming each member's ``TYPE``.
 
@@ -113,11 +77,13 @@ def _tagged_union(union: Any) -> None:
     def structure_member(payload: Any, _: Any) -> Any:
         if not isinstance(payload, dict):
             raise TypeError(f"expected an object with a 'type' key, got {type(payload).__name__}")
-        tag = payload.get("type")
+        if "type" not in payload:
+            raise ValueError(f"missing 'type' (expected one of {accepted})")
+        tag = payload["type"]
         cls = members.get(tag) if isinstance(tag, str) else None
         if cls is None:
             raise ValueError(f"unknown type {tag!r} (expected one of {accepted})")
-        return converter.structure({k: v for k, v in payload.items() if k != "type"}, cls)
+        return converter.structure(payload, cls)
 
     def structure_optional(payload: Any, _: Any) -> Any:
         return None if payload is None else structure_member(payload, union)
@@ -130,10 +96,22 @@ def _tagged_union(union: Any) -> None:
     for tag, cls in members.items():
         fields_of = make_dict_unstructure_fn(cls, converter)
         converter.register_unstructure_hook(cls, partial(_with_tag, tag, fields_of))
+        # A member's JSON carries its tag, so structuring the member class
+        # directly (``from_json(text, TextBlock)``) accepts it too.
+        from_fields = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True)
+        converter.register_structure_hook(cls, partial(_without_tag, tag, from_fields))
 
 
 def _with_tag(tag: str, fields_of: Any, value: Any) -> dict[str, Any]:
     return {"type": tag, **fields_of(value)}
+
+
+def _without_tag(tag: str, from_fields: Any, payload: Any, cls: type) -> Any:
+    if isinstance(payload, dict) and "type" in payload:
+        if payload["type"] != tag:
+            raise ValueError(f"type {payload['type']!r} does not match {cls.__name__} (expected {tag!r})")
+        payload = {k: v for k, v in payload.items() if k != "type"}
+    return from_fields(payload, cls)
 
 
 _tagged_union(Source)
