@@ -94,11 +94,11 @@ def _tagged_union(union: Any) -> None:
     converter.register_structure_hook(union | None, structure_optional)
     converter.register_unstructure_hook(union, converter.unstructure)
     for tag, cls in members.items():
-        fields_of = make_dict_unstructure_fn(cls, converter)
+        fields_of: Any = make_dict_unstructure_fn(cls, converter)
         converter.register_unstructure_hook(cls, partial(_with_tag, tag, fields_of))
         # A member's JSON carries its tag, so structuring the member class
         # directly (``from_json(text, TextBlock)``) accepts it too.
-        from_fields = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True)
+        from_fields: Any = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True)
         converter.register_structure_hook(cls, partial(_without_tag, tag, from_fields))
 
 

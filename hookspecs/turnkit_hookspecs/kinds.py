@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -103,7 +104,9 @@ def pipeline(value: str) -> Callable[[F], F]:
         if annotation is None:
             raise TypeError(f"pipeline {fn.__name__!r} must annotate its threaded argument {value!r}")
         value_type = typing.get_origin(annotation) or annotation
-        if not isinstance(value_type, type):
+        # ``X | None`` has origin ``types.UnionType``, itself a class: refuse it
+        # rather than record a type no returned value can ever be an instance of.
+        if not isinstance(value_type, type) or value_type is types.UnionType:
             raise TypeError(f"pipeline {fn.__name__!r}: {annotation!r} is not a checkable type")
         return _declare(fn, PointKind(Kind.PIPELINE, value=value, value_type=value_type))
 
