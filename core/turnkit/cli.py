@@ -1,0 +1,139 @@
+"""The ``turnkit`` command line.
+
+Only ``click`` is imported at module level: the runtime is imported inside
+each command, so ``turnkit --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from .manager import PluginManager
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="TURNKIT_CONFIG",
+    help="TOML configuration file (default: ./turnkit.toml if present).",
+)
+@click.version_option(package_name="turnkit")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """turnkit: a runtime for chat and task agents built from pip-installable plugins."""
+    ctx.obj = config_path
+
+
+def _manager(ctx: click.Context) -> PluginManager:
+    """Load every service and plugin without refusing on missing required ones."""
+    from .config import load_config
+    from .errors import TurnkitError
+    from .manager import PluginManager
+
+    try:
+        return PluginManager.load(load_config(ctx.obj), strict=False)
+    except TurnkitError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    """List installed services and plugins: distribution, version, hooks, load errors.
+
+    Exits with status 1 when a plugin listed in plugins.required is not loaded.
+    """
+    from .errors import RequiredPluginError
+
+    manager = _manager(ctx)
+    records = sorted(manager.records.values(), key=lambda r: (r.group != "turnkit.plugins", r.name))
+    if as_json:
+        click.echo(json.dumps([r.as_json() for r in records], indent=2))
+    else:
+        for record in records:
+            kind = "service" if record.group == "turnkit.services" else "plugin"
+            dist = f"{record.distribution} {record.version}" if record.distribution else "(registered in code)"
+            click.echo(f"{record.name}  [{kind}, {record.status}]  {dist}")
+            if record.hooks:
+                click.echo(f"    hooks: {', '.join(record.hooks)}")
+            if record.error:
+                click.echo(f"    {record.status}: {record.error}")
+        if not records:
+            click.echo("no services or plugins installed")
+    try:
+        manager.check_required()
+    except RequiredPluginError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("point", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_context
+def hooks(ctx: click.Context, point: str | None, as_json: bool) -> None:
+    """Show extension points: kind, summary and implementations in exact call order."""
+    from .errors import UnknownPointError
+
+    manager = _manager(ctx)
+    try:
+        names = [point] if point else sorted(manager.points())
+        described = [_describe_point(manager, name) for name in names]
+    except UnknownPointError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+        return
+    for entry in described:
+        extra = f", threads {entry['value']}" if entry["value"] else ""
+        click.echo(f"{entry['point']}  ({entry['kind']}{extra}; declared by {entry['declared_by']})")
+        click.echo(f"    {entry['summary']}")
+        for number, impl in enumerate(entry["implementations"], 1):
+            flags = " ".join(f"[{flag}]" for flag in impl["flags"])
+            dist = impl["distribution"] or "-"
+            click.echo(f"    {number}. {impl['plugin']}  {dist}  {impl['function']}  {flags}".rstrip())
+        if not entry["implementations"]:
+            click.echo("    (no implementations)")
+    for problem in manager.order_problems():
+        click.echo(f"warning: {problem}", err=True)
+
+
+def _describe_point(manager: PluginManager, name: str) -> dict[str, Any]:
+    kind = manager.point(name)
+    doc = manager.spec_doc(name)
+    implementations = []
+    for impl in manager.implementations(name):
+        flags = [
+            flag
+            for flag, on in (
+                ("wrapper", impl.wrapper),
+                ("tryfirst", impl.tryfirst),
+                ("trylast", impl.trylast),
+                ("async", impl.is_async),
+            )
+            if on
+        ]
+        implementations.append(
+            {
+                "plugin": impl.plugin,
+                "distribution": impl.distribution,
+                "function": impl.qualname,
+                "flags": flags,
+            }
+        )
+    return {
+        "point": name,
+        "kind": kind.kind.value,
+        "value": kind.value,
+        "declared_by": manager.owner(name),
+        "summary": doc.splitlines()[0] if doc else "",
+        "implementations": implementations,
+    }

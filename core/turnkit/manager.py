@@ -1,0 +1,324 @@
+"""The plugin manager: registration, validation and the record of what loaded.
+
+It wraps a pluggy ``PluginManager`` for project ``turnkit`` and adds what the
+runtime promises on top of it:
+
+* every hookspec carries a kind (guard, pipeline, effect, resolve);
+* services add the hookspecs of their own points before plugins are checked;
+* a hookimpl whose name matches no point is refused with the closest valid
+  name (unless marked ``optionalhook=True``, for points of a service that
+  may not be installed);
+* loading is fail-soft: a plugin that raises on import or does not validate
+  is recorded with its distribution, version and error, and skipped;
+* call order is pluggy's with deterministic registration (plugins registered
+  so that, within a priority group, they are called in name order), plus a
+  per-point override from config.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+import attrs
+import pluggy
+
+from turnkit_hookspecs import CORE_HOOKSPECS, PROJECT_NAME, PointKind, kind_of
+
+from .config import Config, PluginsConfig
+from .discovery import PLUGINS_GROUP, SERVICES_GROUP, Candidate, Selection, duplicates, find, normalize
+from .dispatch import Dispatcher
+from .errors import PluginLoadError, RequiredPluginError, UnknownPointError
+from .tracing import TraceSink
+
+log = logging.getLogger("turnkit.plugins")
+
+Status = Literal["loaded", "failed", "skipped"]
+
+
+@attrs.define
+class PluginRecord:
+    """What ``turnkit plugins`` reports about one service or plugin."""
+
+    name: str
+    group: str
+    distribution: str | None = None
+    version: str | None = None
+    module: str | None = None
+    status: Status = "loaded"
+    error: str | None = None
+    hooks: list[str] = attrs.field(factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The record as ``turnkit plugins --json`` prints it."""
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class Implementation:
+    """One hookimpl of a point, as the dispatcher calls it and ``turnkit hooks`` shows it."""
+
+    plugin: str
+    distribution: str | None
+    function: Callable[..., Any] = attrs.field(eq=False)
+    argnames: tuple[str, ...]
+    is_async: bool
+    wrapper: bool
+    tryfirst: bool
+    trylast: bool
+
+    @property
+    def qualname(self) -> str:
+        """``module:function`` of the implementation."""
+        return f"{self.function.__module__}:{self.function.__qualname__}"
+
+
+class PluginManager:
+    """Holds the registered services and plugins and the points they implement."""
+
+    def __init__(self, config: PluginsConfig | None = None, trace_sink: TraceSink | None = None) -> None:
+        self.config = config or PluginsConfig()
+        self.pm = pluggy.PluginManager(PROJECT_NAME)
+        self.records: dict[str, PluginRecord] = {}
+        #: Bumped on every change of specs or registrations; the dispatcher rebuilds its plans then.
+        self.generation = 0
+        self._points: dict[str, PointKind] = {}
+        self._owners: dict[str, str] = {}
+        for module in CORE_HOOKSPECS:
+            self.add_hookspecs(module, owner="turnkit")
+        self.dispatch = Dispatcher(self, trace_sink)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(
+        cls,
+        config: Config | PluginsConfig | None = None,
+        env: Mapping[str, str] | None = None,
+        trace_sink: TraceSink | None = None,
+        *,
+        strict: bool = True,
+    ) -> PluginManager:
+        """Discover and register every installed service and plugin.
+
+        With ``strict`` (the agent's mode) a required plugin that did not load
+        raises :class:`RequiredPluginError`; without it (``turnkit plugins``)
+        the failure is only recorded so it can be shown.
+        """
+        plugins_config = config.plugins if isinstance(config, Config) else config
+        manager = cls(plugins_config, trace_sink)
+        manager._load_group(find(SERVICES_GROUP), Selection(allow=None, disable=frozenset()))
+        manager._load_group(find(PLUGINS_GROUP), Selection.from_env(os.environ if env is None else env))
+        if strict:
+            manager.check_required()
+        return manager
+
+    def _load_group(self, candidates: list[Candidate], selection: Selection) -> None:
+        clashes = duplicates(candidates)
+        # pluggy calls later registrations first: register in reverse name order
+        # so that, within a priority group, hooks run in name order.
+        for index in reversed(range(len(candidates))):
+            candidate = candidates[index]
+            record = PluginRecord(
+                name=candidate.name,
+                group=candidate.group,
+                distribution=candidate.distribution,
+                version=candidate.version,
+                module=candidate.module,
+            )
+            if index in clashes:
+                taken = clashes[index].distribution
+                self._fail(record, f"entry point name {candidate.name!r} is already used by {taken}")
+                continue
+            skipped = selection.why_skipped(candidate)
+            if skipped is not None:
+                record.status, record.error = "skipped", skipped
+                self.records[record.name] = record
+                continue
+            try:
+                loaded = candidate.load()
+                plugin = loaded() if inspect.isclass(loaded) else loaded
+                if candidate.group == SERVICES_GROUP:
+                    self.add_service(plugin, record)
+                else:
+                    self._register(plugin, record)
+            except PluginLoadError as exc:
+                self._fail(record, exc.reason)
+            except (Exception, SystemExit) as exc:
+                log.debug("loading %s failed", candidate.name, exc_info=True)
+                self._fail(record, f"{type(exc).__name__}: {exc}")
+
+    def _fail(self, record: PluginRecord, reason: str) -> None:
+        record.status, record.error = "failed", reason
+        self.records[record.name] = record
+        where = f" ({record.distribution} {record.version})" if record.distribution else ""
+        log.warning("skipping %s%s: %s", record.name, where, reason)
+
+    def check_required(self) -> None:
+        """Raise :class:`RequiredPluginError` unless every required plugin is loaded."""
+        missing = {}
+        for name in self.config.required:
+            record = self.records.get(name) or self._record_for_distribution(name)
+            if record is None:
+                missing[name] = "not installed"
+            elif record.status != "loaded":
+                missing[name] = f"{record.status}: {record.error}"
+        if missing:
+            raise RequiredPluginError(missing)
+
+    def _record_for_distribution(self, name: str) -> PluginRecord | None:
+        wanted = normalize(name)
+        for record in self.records.values():
+            if record.distribution and normalize(record.distribution) == wanted:
+                return record
+        return None
+
+    # ------------------------------------------------------------------ registration
+
+    def add_hookspecs(self, module_or_class: object, owner: str) -> None:
+        """Declare the points in ``module_or_class``; each needs a kind decorator."""
+        declared = []
+        for attr in dir(module_or_class):
+            function = getattr(module_or_class, attr)
+            if getattr(function, PROJECT_NAME + "_spec", None) is None:
+                continue
+            kind = kind_of(function)
+            if kind is None:
+                raise PluginLoadError(owner, f"point {attr!r} is declared without a kind decorator")
+            if attr in self._points:
+                raise PluginLoadError(owner, f"point {attr!r} is already declared by {self._owners[attr]}")
+            declared.append((attr, kind))
+        try:
+            self.pm.add_hookspecs(module_or_class)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            raise PluginLoadError(owner, str(exc)) from exc
+        for name, kind in declared:
+            self._points[name] = kind
+            self._owners[name] = owner
+        self.generation += 1
+
+    def add_service(self, service: object, record: PluginRecord | None = None) -> str:
+        """Register a service object: its own points first, then its hookimpls."""
+        name = getattr(service, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginLoadError(type(service).__name__, "a service needs a non-empty string 'name'")
+        record = record or PluginRecord(name=name, group=SERVICES_GROUP)
+        for specs in getattr(service, "hookspecs", ()):
+            self.add_hookspecs(specs, owner=f"service {name!r}")
+        return self._register(service, record)
+
+    def register(self, plugin: object, name: str | None = None, *, distribution: str | None = None) -> str:
+        """Register a plugin object (a module or an instance) and validate its hooks.
+
+        Raises :class:`PluginLoadError` naming the problem; nothing stays
+        registered then.
+        """
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        record = PluginRecord(name=name, group=PLUGINS_GROUP, distribution=distribution)
+        return self._register(plugin, record)
+
+    def _register(self, plugin: object, record: PluginRecord) -> str:
+        if record.name in self.records and self.records[record.name].status == "loaded":
+            raise PluginLoadError(record.name, "a plugin or service of that name is already registered")
+        try:
+            self.pm.register(plugin, name=record.name)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            raise PluginLoadError(record.name, str(exc)) from exc
+        problems = list(self._hook_problems(plugin))
+        if problems:
+            self.pm.unregister(plugin)
+            raise PluginLoadError(record.name, "; ".join(problems))
+        record.status, record.error = "loaded", None
+        record.hooks = sorted(hc.name for hc in self.pm.get_hookcallers(plugin) or ())
+        self.records[record.name] = record
+        self.generation += 1
+        return record.name
+
+    def _hook_problems(self, plugin: object) -> Iterable[str]:
+        for caller in self.pm.get_hookcallers(plugin) or ():
+            for impl in caller.get_hookimpls():
+                if impl.plugin is not plugin:
+                    continue
+                if caller.spec is None and not impl.optionalhook:
+                    yield self._unknown_hook(caller.name)
+                if impl.hookwrapper:
+                    yield f"{caller.name}: old-style hookwrapper=True is not supported, use wrapper=True"
+                if impl.wrapper and not inspect.isgeneratorfunction(impl.function):
+                    yield f"{caller.name}: a wrapper must be a (sync) generator function"
+
+    def _unknown_hook(self, hook: str) -> str:
+        close = difflib.get_close_matches(hook, list(self._points), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"implements unknown hook {hook!r}{hint} (mark it optionalhook=True if it belongs to a service that may be absent)"
+
+    def unregister(self, name: str) -> None:
+        """Remove a registered plugin or service by name."""
+        self.pm.unregister(name=name)
+        self.records.pop(name, None)
+        self.generation += 1
+
+    # ------------------------------------------------------------------ introspection
+
+    def points(self) -> Mapping[str, PointKind]:
+        """Every declared point and its kind."""
+        return self._points
+
+    def point(self, name: str) -> PointKind:
+        """The kind of ``name``, or :class:`UnknownPointError` with the closest name."""
+        try:
+            return self._points[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, list(self._points), n=1, cutoff=0.6)
+            raise UnknownPointError(name, close[0] if close else None) from None
+
+    def owner(self, point: str) -> str:
+        """Who declared ``point``: ``turnkit`` or ``service 'name'``."""
+        return self._owners[point]
+
+    def spec_doc(self, point: str) -> str:
+        """The docstring of a point's hookspec."""
+        self.point(point)
+        spec = getattr(self.pm.hook, point).spec
+        return inspect.getdoc(spec.function) or ""
+
+    def implementations(self, point: str) -> list[Implementation]:
+        """The implementations of ``point`` in exact call order (wrappers first)."""
+        self.point(point)
+        caller = getattr(self.pm.hook, point)
+        impls = [self._describe(impl) for impl in reversed(caller.get_hookimpls())]
+        wrappers = [i for i in impls if i.wrapper]
+        plain = [i for i in impls if not i.wrapper]
+        preferred = self.config.order.get(point, [])
+        first = [i for name in preferred for i in plain if i.plugin == name]
+        rest = [i for i in plain if i.plugin not in preferred]
+        return wrappers + first + rest
+
+    def order_problems(self) -> list[str]:
+        """Config order overrides naming unknown points or plugins that do not implement them."""
+        problems = []
+        for point, names in self.config.order.items():
+            if point not in self._points:
+                problems.append(f"plugins.order.{point}: no such point")
+                continue
+            present = {i.plugin for i in self.implementations(point)}
+            problems += [
+                f"plugins.order.{point}: {name!r} does not implement it here" for name in names if name not in present
+            ]
+        return problems
+
+    def _describe(self, impl: pluggy.HookImpl) -> Implementation:
+        record = self.records.get(impl.plugin_name)
+        return Implementation(
+            plugin=impl.plugin_name,
+            distribution=record.distribution if record else None,
+            function=impl.function,
+            argnames=tuple(impl.argnames),
+            is_async=inspect.iscoroutinefunction(impl.function),
+            wrapper=impl.wrapper,
+            tryfirst=impl.tryfirst,
+            trylast=impl.trylast,
+        )
