@@ -163,6 +163,6 @@ def from_json(text: str | bytes, cls: type[T]) -> T:
     """Parse JSON into ``cls``; malformed JSON is a :class:`PayloadError` too."""
     try:
         payload = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PayloadError(getattr(cls, "__name__", str(cls)), [f"not JSON: {exc}"]) from exc
     return structure(payload, cls)
