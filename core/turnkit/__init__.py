@@ -36,7 +36,28 @@ _EXPORTS = {
     "trace_scope": "tracing",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DispatchError",
+    "Dispatcher",
+    "Implementation",
+    "MemoryTraceSink",
+    "NoResolutionError",
+    "PipelineError",
+    "PluginLoadError",
+    "PluginManager",
+    "PluginRecord",
+    "PluginsConfig",
+    "RequiredPluginError",
+    "ResolveError",
+    "TraceRecord",
+    "TraceSink",
+    "TurnkitError",
+    "UnknownPointError",
+    "load_config",
+    "trace_scope",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -60,7 +60,9 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     else:
         for record in records:
             kind = "service" if record.group == "turnkit.services" else "plugin"
-            dist = f"{record.distribution} {record.version}" if record.distribution else "(registered in code)"
+            dist = (
+                f"{record.distribution} {record.version}" if record.distribution else "(registered in code)"
+            )
             click.echo(f"{record.name}  [{kind}, {record.status}]  {dist}")
             if record.hooks:
                 click.echo(f"    hooks: {', '.join(record.hooks)}")

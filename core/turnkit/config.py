@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
-
 from turnkit_hookspecs import PayloadError, structure
 
 from .errors import ConfigError

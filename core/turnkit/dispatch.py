@@ -23,7 +23,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import attrs
-
 from turnkit_hookspecs import Deny, Kind, PointKind
 
 from .errors import DispatchError, NoResolutionError, PipelineError, ResolveError
@@ -86,7 +85,9 @@ class Dispatcher:
     def _checked(self, point: str, expected: Kind) -> Plan:
         plan = self.plan(point)
         if plan.kind.kind is not expected:
-            raise DispatchError(f"{point!r} is a {plan.kind.kind} point, not a {expected}; use dispatch.{plan.kind.kind}()")
+            raise DispatchError(
+                f"{point!r} is a {plan.kind.kind} point, not a {expected}; use dispatch.{plan.kind.kind}()"
+            )
         return plan
 
     # ------------------------------------------------------------------ the four kinds
@@ -141,7 +142,10 @@ class Dispatcher:
         plan = self._checked(point, Kind.EFFECT)
         if not plan.steps and not plan.wrappers:
             return
-        calls = [(plugin, fn, _args(point, argnames, kwargs), is_async) for plugin, fn, argnames, is_async in plan.steps]
+        calls = [
+            (plugin, fn, _args(point, argnames, kwargs), is_async)
+            for plugin, fn, argnames, is_async in plan.steps
+        ]
         task = asyncio.get_running_loop().create_task(self._effects(plan, kwargs, calls))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -168,9 +172,7 @@ class Dispatcher:
                 args = _args(plan.point, argnames, kwargs)
                 try:
                     result = function(*args)
-                    if is_async:
-                        result = await result
-                    elif result is not None and inspect.isawaitable(result):
+                    if is_async or (result is not None and inspect.isawaitable(result)):
                         result = await result
                 except Exception as exc:
                     now = perf_counter()
@@ -205,9 +207,7 @@ class Dispatcher:
                 args = _args(plan.point, argnames, kwargs)
                 try:
                     result = function(*args)
-                    if is_async:
-                        result = await result
-                    elif result is not None and inspect.isawaitable(result):
+                    if is_async or (result is not None and inspect.isawaitable(result)):
                         result = await result
                 except Exception as exc:
                     calls.append((plugin, perf_counter() - started, "error", repr(exc)))
@@ -235,9 +235,7 @@ class Dispatcher:
                 args = _args(plan.point, argnames, kwargs)
                 try:
                     result = function(*args)
-                    if is_async:
-                        result = await result
-                    elif result is not None and inspect.isawaitable(result):
+                    if is_async or (result is not None and inspect.isawaitable(result)):
                         result = await result
                 except Exception as exc:
                     calls.append((plugin, perf_counter() - started, "error", repr(exc)))

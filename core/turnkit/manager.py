@@ -21,12 +21,13 @@ import difflib
 import inspect
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
 from typing import Any, Literal
 
 import attrs
 import pluggy
-
 from turnkit_hookspecs import CORE_HOOKSPECS, PROJECT_NAME, PointKind, kind_of
 
 from .config import Config, PluginsConfig
@@ -179,7 +180,7 @@ class PluginManager:
 
     # ------------------------------------------------------------------ registration
 
-    def add_hookspecs(self, module_or_class: object, owner: str) -> None:
+    def add_hookspecs(self, module_or_class: ModuleType | type, owner: str) -> None:
         """Declare the points in ``module_or_class``; each needs a kind decorator."""
         declared = []
         for attr in dir(module_or_class):
@@ -226,7 +227,9 @@ class PluginManager:
             raise PluginLoadError(record.name, "a plugin or service of that name is already registered")
         try:
             self.pm.register(plugin, name=record.name)
-        except (ValueError, pluggy.PluginValidationError) as exc:
+        except pluggy.PluginValidationError as exc:
+            raise PluginLoadError(record.name, self._invalid_impl(str(exc))) from exc
+        except ValueError as exc:
             raise PluginLoadError(record.name, str(exc)) from exc
         problems = list(self._hook_problems(plugin))
         if problems:
@@ -250,10 +253,22 @@ class PluginManager:
                 if impl.wrapper and not inspect.isgeneratorfunction(impl.function):
                     yield f"{caller.name}: a wrapper must be a (sync) generator function"
 
+    def _invalid_impl(self, message: str) -> str:
+        """Flatten pluggy's multi-line complaint and say which arguments the point offers."""
+        text = " ".join(message.split())
+        hook = re.search(r"for hook '(\w+)'", text)
+        if hook and hook.group(1) in self._points:
+            offered = getattr(self.pm.hook, hook.group(1)).spec.argnames
+            text += f" (the point offers: {', '.join(offered)})"
+        return text
+
     def _unknown_hook(self, hook: str) -> str:
         close = difflib.get_close_matches(hook, list(self._points), n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"implements unknown hook {hook!r}{hint} (mark it optionalhook=True if it belongs to a service that may be absent)"
+        return (
+            f"implements unknown hook {hook!r}{hint} "
+            "(mark it optionalhook=True if it belongs to a service that may be absent)"
+        )
 
     def unregister(self, name: str) -> None:
         """Remove a registered plugin or service by name."""
@@ -306,7 +321,9 @@ class PluginManager:
                 continue
             present = {i.plugin for i in self.implementations(point)}
             problems += [
-                f"plugins.order.{point}: {name!r} does not implement it here" for name in names if name not in present
+                f"plugins.order.{point}: {name!r} does not implement it here"
+                for name in names
+                if name not in present
             ]
         return problems
 

@@ -15,7 +15,6 @@ from contextvars import ContextVar
 from typing import Protocol
 
 import attrs
-
 from turnkit_hookspecs import Kind
 
 #: The id the current calls belong to (a turn id, typically); ``None`` outside a turn.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import typing
+from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -43,7 +44,11 @@ converter.register_structure_hook(float, _strict(float, (int, float)))
 converter.register_structure_hook(bool, _strict(bool, (bool,)))
 
 
-def _no_scalar_sequences(type_: Any, conv: cattrs.Converter) -> Any:
+def _is_list_or_tuple(type_: Any) -> bool:
+    return bool(is_sequence(type_)) and typing.get_origin(type_) in {list, tuple}
+
+
+def _no_scalar_sequences(type_: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
     """Refuse a string or a mapping where a list is expected (cattrs would iterate it)."""
     origin = typing.get_origin(type_)
     if origin is tuple and typing.get_args(type_)[-1:] == (Ellipsis,):
@@ -59,9 +64,7 @@ def _no_scalar_sequences(type_: Any, conv: cattrs.Converter) -> Any:
     return structure_sequence
 
 
-converter.register_structure_hook_factory(
-    lambda t: is_sequence(t) and typing.get_origin(t) in (list, tuple), _no_scalar_sequences
-)
+converter.register_structure_hook_factory(_is_list_or_tuple, _no_scalar_sequences)
 
 
 def _tagged_union(union: Any) -> None:
