@@ -26,7 +26,10 @@ class PluginsConfig:
     """``[plugins]``: which plugins must load, and how points are ordered and timed.
 
     ``order`` maps a point to plugin names called first, in that order;
-    ``effect_timeouts`` overrides ``effect_timeout`` (seconds) per point.
+    ``effect_timeouts`` overrides ``effect_timeout`` (seconds) per point;
+    ``effect_workers`` effect dispatches run at once (and as many threads run
+    sync effect implementations); at most ``effect_queue`` wait, further
+    ones are dropped and traced.
     """
 
     required: list[str] = attrs.field(factory=list)
@@ -34,6 +37,7 @@ class PluginsConfig:
     effect_timeout: float = 5.0
     effect_timeouts: dict[str, float] = attrs.field(factory=dict)
     effect_workers: int = 4
+    effect_queue: int = 10_000
 
 
 @attrs.frozen

@@ -14,11 +14,11 @@ one batch per dispatch.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from operator import itemgetter
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -26,28 +26,51 @@ import attrs
 from turnkit_hookspecs import Deny, Kind, PointKind
 
 from .errors import DispatchError, NoResolutionError, PipelineError, ResolveError
-from .tracing import Call, MemoryTraceSink, TraceSink, trace_scope
+from .tracing import Marks, MemoryTraceSink, TraceSink, trace_scope
 
 if TYPE_CHECKING:
     from .manager import PluginManager
 
 log = logging.getLogger("turnkit.dispatch")
 
-#: (plugin name, function, argument names, is a coroutine function)
-Step = tuple[str, Callable[..., Any], tuple[str, ...], bool]
-#: A step with its arguments taken from the call: (plugin name, function, arguments, is async)
-Bound = tuple[str, Callable[..., Any], list[Any], bool]
+#: (plugin name, function, arity, argument getter, is a coroutine function). The getter is
+#: ``None`` for no argument, the key for one, an ``itemgetter`` for more: calling through it
+#: avoids building an argument list per call, which is most of a hook call's cost.
+Step = tuple[str, Callable[..., Any], int, Any, bool]
+
+_NO_MARKS: Marks = {}
+
+
+def _step(plugin: str, function: Callable[..., Any], argnames: tuple[str, ...], is_async: bool) -> Step:
+    arity = len(argnames)
+    getter = None if arity == 0 else argnames[0] if arity == 1 else itemgetter(*argnames)
+    return (plugin, function, arity, getter, is_async)
+
+
+def _bind(step: Step, kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    _, _, arity, getter, _ = step
+    return () if arity == 0 else (kwargs[getter],) if arity == 1 else getter(kwargs)
 
 
 @attrs.frozen
 class Plan:
-    """A point's implementations, resolved once, in call order."""
+    """A point's implementations, resolved once, in call order.
+
+    ``needed`` is every argument some implementation takes: a dispatch
+    missing one is the caller's error, found before any plugin runs.
+    """
 
     point: str
     kind: PointKind
     steps: tuple[Step, ...]
+    plugins: tuple[str, ...]
     wrappers: tuple[Step, ...]
+    needed: frozenset[str]
     timeout: float
+
+
+#: An effect dispatch waiting for a consumer: its plan, its arguments, its trace scope.
+Queued = tuple[Plan, dict[str, Any], str | None]
 
 
 class Dispatcher:
@@ -58,7 +81,8 @@ class Dispatcher:
         self.trace: TraceSink = trace_sink if trace_sink is not None else MemoryTraceSink()
         self._plans: dict[str, Plan] = {}
         self._generation = -1
-        self._pending: set[asyncio.Task[None]] = set()
+        self._queue: asyncio.Queue[Queued] | None = None
+        self._workers: list[asyncio.Task[None]] = []
         self._pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ plans
@@ -77,20 +101,31 @@ class Dispatcher:
         kind = self._manager.point(point)
         config = self._manager.config
         impls = self._manager.implementations(point)
-        steps = tuple((i.plugin, i.function, i.argnames, i.is_async) for i in impls if not i.wrapper)
-        wrappers = tuple((i.plugin, i.function, i.argnames, False) for i in impls if i.wrapper)
+        steps = tuple(_step(i.plugin, i.function, i.argnames, i.is_async) for i in impls if not i.wrapper)
+        wrappers = tuple(_step(i.plugin, i.function, i.argnames, False) for i in impls if i.wrapper)
+        needed = frozenset(name for i in impls for name in i.argnames) | {kind.value or ""} - {""}
         timeout = config.effect_timeouts.get(point, kind.timeout or config.effect_timeout)
-        return Plan(point, kind, steps, wrappers, timeout)
+        return Plan(point, kind, steps, tuple(s[0] for s in steps), wrappers, needed, timeout)
 
-    def _checked(self, point: str, expected: Kind) -> Plan:
-        plan = self.plan(point)
+    def _checked(self, point: str, expected: Kind, kwargs: dict[str, Any]) -> Plan:
+        plan = self._plans.get(point) if self._generation == self._manager.generation else None
+        if plan is None:
+            plan = self.plan(point)
         if plan.kind.kind is not expected:
             raise DispatchError(
                 f"{point!r} is a {plan.kind.kind} point, not a {expected}; use dispatch.{plan.kind.kind}()"
             )
+        if not plan.needed <= kwargs.keys():
+            missing = ", ".join(sorted(plan.needed - kwargs.keys()))
+            raise DispatchError(f"{point!r} dispatched without its argument(s) {missing}")
         return plan
 
     # ------------------------------------------------------------------ the four kinds
+    #
+    # guard, pipeline and resolve are plain methods returning the kind loop's
+    # coroutine: awaiting them is the same for callers, minus one coroutine
+    # frame per dispatch, and a misuse (wrong kind, missing argument) raises
+    # at the call.
 
     async def call(self, point: str, /, **kwargs: Any) -> Any:
         """Dispatch ``point`` by its declared kind."""
@@ -98,187 +133,216 @@ class Dispatcher:
         method: Callable[..., Awaitable[Any]] = getattr(self, kind.value)
         return await method(point, **kwargs)
 
-    async def guard(self, point: str, /, **kwargs: Any) -> Deny | None:
+    def guard(self, point: str, /, **kwargs: Any) -> Coroutine[Any, Any, Deny | None]:
         """Return the first ``Deny`` (with ``plugin`` set), or ``None`` when all allow.
 
         An implementation that raises, or returns anything but ``None``,
         ``True`` or a ``Deny``, denies (fail closed); the failure is traced.
         """
-        plan = self._checked(point, Kind.GUARD)
+        plan = self._checked(point, Kind.GUARD, kwargs)
         if plan.wrappers:
-            return await self._wrapped(plan, kwargs, self._guard)  # type: ignore[no-any-return]
-        return await self._guard(plan, kwargs)
+            return self._wrapped(plan, kwargs, self._guard)
+        return self._guard(plan, kwargs)
 
-    async def pipeline(self, point: str, /, **kwargs: Any) -> Any:
+    def pipeline(self, point: str, /, **kwargs: Any) -> Coroutine[Any, Any, Any]:
         """Thread the point's value through every implementation; ``None`` keeps it.
 
         Raises :class:`PipelineError` naming the plugin when one raises or
         returns a value of the wrong type.
         """
-        plan = self._checked(point, Kind.PIPELINE)
+        plan = self._checked(point, Kind.PIPELINE, kwargs)
         if plan.wrappers:
-            return await self._wrapped(plan, kwargs, self._pipeline)
-        return await self._pipeline(plan, kwargs)
+            return self._wrapped(plan, kwargs, self._pipeline)
+        return self._pipeline(plan, kwargs)
 
-    async def resolve(self, point: str, /, **kwargs: Any) -> Any:
+    def resolve(self, point: str, /, **kwargs: Any) -> Coroutine[Any, Any, Any]:
         """Return the first non-``None`` answer; raise :class:`NoResolutionError` if none.
 
         An implementation that raises fails the point with :class:`ResolveError`.
         """
-        plan = self._checked(point, Kind.RESOLVE)
+        plan = self._checked(point, Kind.RESOLVE, kwargs)
         if plan.wrappers:
-            return await self._wrapped(plan, kwargs, self._resolve)
-        return await self._resolve(plan, kwargs)
+            return self._wrapped(plan, kwargs, self._resolve)
+        return self._resolve(plan, kwargs)
 
     async def effect(self, point: str, /, **kwargs: Any) -> None:
-        """Start every implementation in the background and return at once.
+        """Queue every implementation to run in the background and return at once.
 
-        Implementations run one after another in call order, each under the
+        ``effect_workers`` consumers take queued dispatches in order; each runs
+        its implementations one after another in call order, each under the
         point's timeout: ``async def`` ones on the loop, ``def`` ones on a
         worker thread (so a hanging one cannot block the agent). Failures and
-        timeouts are logged and traced, never raised. :meth:`drain` waits for
-        everything started so far.
+        timeouts are logged and traced, never raised. When ``effect_queue``
+        dispatches are already waiting, this one is dropped and traced as
+        ``dropped``: effects are best-effort, memory is bounded.
+        :meth:`drain` waits for everything queued so far.
         """
-        plan = self._checked(point, Kind.EFFECT)
+        plan = self._checked(point, Kind.EFFECT, kwargs)
         if not plan.steps and not plan.wrappers:
             return
-        calls = [
-            (plugin, fn, _args(point, argnames, kwargs), is_async)
-            for plugin, fn, argnames, is_async in plan.steps
-        ]
-        task = asyncio.get_running_loop().create_task(self._effects(plan, kwargs, calls))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        queue = self._queue if self._queue is not None else self._start_workers()
+        try:
+            queue.put_nowait((plan, kwargs, trace_scope.get()))
+        except asyncio.QueueFull:
+            log.warning("effect %s dropped: %d dispatches already queued", point, queue.maxsize)
+            stamp = perf_counter()
+            dropped = {index: ("dropped", "effect queue full") for index in range(len(plan.steps))}
+            stamps = [stamp] * (len(plan.steps) + 1)
+            self.trace.record(trace_scope.get(), point, Kind.EFFECT, plan.plugins, stamps, dropped)
 
     async def drain(self) -> None:
-        """Wait until every effect started so far has finished (or timed out)."""
-        while self._pending:
-            await asyncio.gather(*self._pending)
+        """Wait until every effect queued so far has finished (or timed out)."""
+        if self._queue is not None:
+            await self._queue.join()
 
     async def aclose(self) -> None:
-        """Drain the effects and release the worker threads."""
+        """Drain the effects, stop the consumers and release the worker threads."""
         await self.drain()
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers, self._queue = [], None
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    def _start_workers(self) -> asyncio.Queue[Queued]:
+        config = self._manager.config
+        queue: asyncio.Queue[Queued] = asyncio.Queue(maxsize=config.effect_queue)
+        loop = asyncio.get_running_loop()
+        self._workers = [loop.create_task(self._consume(queue)) for _ in range(config.effect_workers)]
+        self._queue = queue
+        return queue
+
+    async def _consume(self, queue: asyncio.Queue[Queued]) -> None:
+        while True:
+            plan, kwargs, scope = await queue.get()
+            try:
+                trace_scope.set(scope)
+                if plan.wrappers:
+                    await self._wrapped(plan, kwargs, self._run_effects)
+                else:
+                    await self._run_effects(plan, kwargs)
+            except Exception:  # a wrapper may still raise: never let it kill the consumer
+                log.exception("effect %s: wrapper failed", plan.point)
+            finally:
+                queue.task_done()
+
     # ------------------------------------------------------------------ kind loops
+    #
+    # The three inline loops below share a shape on purpose: one perf_counter
+    # and one append per call, arguments fetched through the step's getter,
+    # and exceptional outcomes written to ``marks`` under the index of the
+    # call just stamped (``len(stamps) - 2``). Keep them in step.
 
     async def _guard(self, plan: Plan, kwargs: dict[str, Any]) -> Deny | None:
-        calls: list[Call] = []
-        started = perf_counter()
+        stamps = [perf_counter()]
+        marks: Marks = _NO_MARKS
         try:
-            for plugin, function, argnames, is_async in plan.steps:
-                args = _args(plan.point, argnames, kwargs)
+            for plugin, function, arity, getter, is_async in plan.steps:
                 try:
-                    result = function(*args)
-                    if is_async or (result is not None and inspect.isawaitable(result)):
+                    if arity == 1:
+                        result = function(kwargs[getter])
+                    else:
+                        result = function(*getter(kwargs)) if arity else function()
+                    if is_async:
                         result = await result
                 except Exception as exc:
-                    now = perf_counter()
-                    calls.append((plugin, now - started, "error", repr(exc)))
+                    stamps.append(perf_counter())
+                    marks = {len(stamps) - 2: ("error", repr(exc))}
                     log.warning("guard %s: plugin %s raised %r; denying", plan.point, plugin, exc)
                     return Deny(f"{plugin} failed: {exc!r}", plugin=plugin)
-                now = perf_counter()
+                stamps.append(perf_counter())
                 if result is None or result is True:
-                    calls.append((plugin, now - started, "ok", None))
-                    started = now
                     continue
                 if isinstance(result, Deny):
-                    calls.append((plugin, now - started, "deny", None))
+                    marks = {len(stamps) - 2: ("deny", result.reason)}
                     return result if result.plugin == plugin else attrs.evolve(result, plugin=plugin)
                 problem = f"returned {type(result).__name__}, expected a Deny or None"
-                calls.append((plugin, now - started, "error", problem))
+                marks = {len(stamps) - 2: ("error", problem)}
                 return Deny(f"{plugin} {problem}", plugin=plugin)
             return None
         finally:
-            self.trace.record(trace_scope.get(), plan.point, Kind.GUARD, calls)
+            self.trace.record(trace_scope.get(), plan.point, Kind.GUARD, plan.plugins, stamps, marks)
 
     async def _pipeline(self, plan: Plan, kwargs: dict[str, Any]) -> Any:
-        calls: list[Call] = []
-        name = plan.kind.value
-        expected = plan.kind.value_type
+        name, expected = plan.kind.value, plan.kind.value_type
         assert name is not None and expected is not None
-        if name not in kwargs:
-            raise DispatchError(f"pipeline {plan.point!r} needs the argument {name!r}")
-        started = perf_counter()
+        stamps = [perf_counter()]
+        marks: dict[int, tuple[str, str | None]] = {}
         try:
-            for plugin, function, argnames, is_async in plan.steps:
-                args = _args(plan.point, argnames, kwargs)
+            for plugin, function, arity, getter, is_async in plan.steps:
                 try:
-                    result = function(*args)
-                    if is_async or (result is not None and inspect.isawaitable(result)):
+                    if arity == 1:
+                        result = function(kwargs[getter])
+                    else:
+                        result = function(*getter(kwargs)) if arity else function()
+                    if is_async:
                         result = await result
                 except Exception as exc:
-                    calls.append((plugin, perf_counter() - started, "error", repr(exc)))
+                    stamps.append(perf_counter())
+                    marks[len(stamps) - 2] = ("error", repr(exc))
                     raise PipelineError(plan.point, plugin, f"raised {exc!r}") from exc
-                now = perf_counter()
+                stamps.append(perf_counter())
                 if result is None:
-                    calls.append((plugin, now - started, "ok", None))
-                elif isinstance(result, expected):
-                    kwargs[name] = result
-                    calls.append((plugin, now - started, "value", None))
-                else:
+                    continue
+                if not isinstance(result, expected):
                     problem = f"returned {type(result).__name__}, expected {expected.__name__} or None"
-                    calls.append((plugin, now - started, "error", problem))
+                    marks[len(stamps) - 2] = ("error", problem)
                     raise PipelineError(plan.point, plugin, problem)
-                started = now
+                kwargs[name] = result
+                marks[len(stamps) - 2] = ("value", None)
             return kwargs[name]
         finally:
-            self.trace.record(trace_scope.get(), plan.point, Kind.PIPELINE, calls)
+            self.trace.record(trace_scope.get(), plan.point, Kind.PIPELINE, plan.plugins, stamps, marks)
 
     async def _resolve(self, plan: Plan, kwargs: dict[str, Any]) -> Any:
-        calls: list[Call] = []
-        started = perf_counter()
+        stamps = [perf_counter()]
+        marks: Marks = _NO_MARKS
         try:
-            for plugin, function, argnames, is_async in plan.steps:
-                args = _args(plan.point, argnames, kwargs)
+            for plugin, function, arity, getter, is_async in plan.steps:
                 try:
-                    result = function(*args)
-                    if is_async or (result is not None and inspect.isawaitable(result)):
+                    if arity == 1:
+                        result = function(kwargs[getter])
+                    else:
+                        result = function(*getter(kwargs)) if arity else function()
+                    if is_async:
                         result = await result
                 except Exception as exc:
-                    calls.append((plugin, perf_counter() - started, "error", repr(exc)))
+                    stamps.append(perf_counter())
+                    marks = {len(stamps) - 2: ("error", repr(exc))}
                     raise ResolveError(plan.point, plugin, f"raised {exc!r}") from exc
-                now = perf_counter()
+                stamps.append(perf_counter())
                 if result is not None:
-                    calls.append((plugin, now - started, "value", None))
+                    marks = {len(stamps) - 2: ("value", None)}
                     return result
-                calls.append((plugin, now - started, "ok", None))
-                started = now
-            raise NoResolutionError(plan.point, [step[0] for step in plan.steps])
+            raise NoResolutionError(plan.point, list(plan.plugins))
         finally:
-            self.trace.record(trace_scope.get(), plan.point, Kind.RESOLVE, calls)
+            self.trace.record(trace_scope.get(), plan.point, Kind.RESOLVE, plan.plugins, stamps, marks)
 
-    async def _effects(self, plan: Plan, kwargs: dict[str, Any], calls: list[Bound]) -> None:
-        if plan.wrappers:
-            await self._wrapped(plan, kwargs, lambda plan, _: self._run_effects(plan, calls))
-        else:
-            await self._run_effects(plan, calls)
-
-    async def _run_effects(self, plan: Plan, bound: list[Bound]) -> None:
-        calls: list[Call] = []
+    async def _run_effects(self, plan: Plan, kwargs: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
-        for plugin, function, args, is_async in bound:
-            started = perf_counter()
+        stamps = [perf_counter()]
+        marks: dict[int, tuple[str, str | None]] = {}
+        for index, step in enumerate(plan.steps):
+            plugin, function, _, _, is_async = step
             try:
+                args = _bind(step, kwargs)
                 if is_async:
                     await asyncio.wait_for(function(*args), plan.timeout)
                 else:
-                    job = loop.run_in_executor(self._workers(), partial(function, *args))
-                    result = await asyncio.wait_for(job, plan.timeout)
-                    if inspect.isawaitable(result):
-                        await asyncio.wait_for(result, plan.timeout)
-                calls.append((plugin, perf_counter() - started, "ok", None))
+                    job = loop.run_in_executor(self._threads(), partial(function, *args))
+                    await asyncio.wait_for(job, plan.timeout)
             except TimeoutError:
-                calls.append((plugin, perf_counter() - started, "timeout", f"exceeded {plan.timeout}s"))
+                marks[index] = ("timeout", f"exceeded {plan.timeout}s")
                 log.warning("effect %s: plugin %s timed out after %ss", plan.point, plugin, plan.timeout)
             except Exception as exc:
-                calls.append((plugin, perf_counter() - started, "error", repr(exc)))
+                marks[index] = ("error", repr(exc))
                 log.warning("effect %s: plugin %s raised %r", plan.point, plugin, exc, exc_info=exc)
-        self.trace.record(trace_scope.get(), plan.point, Kind.EFFECT, calls)
+            stamps.append(perf_counter())
+        self.trace.record(trace_scope.get(), plan.point, Kind.EFFECT, plan.plugins, stamps, marks)
 
-    def _workers(self) -> ThreadPoolExecutor:
+    def _threads(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(
                 max_workers=self._manager.config.effect_workers, thread_name_prefix="turnkit-effect"
@@ -302,10 +366,10 @@ class Dispatcher:
         result: Any = None
         error: BaseException | None = None
         try:
-            for plugin, function, argnames, _ in plan.wrappers:
-                generator = function(*_args(plan.point, argnames, kwargs))
+            for step in plan.wrappers:
+                generator = step[1](*_bind(step, kwargs))
                 next(generator)
-                entered.append((plugin, generator))
+                entered.append((step[0], generator))
             result = await inner(plan, kwargs)
         except BaseException as exc:
             error = exc
@@ -323,10 +387,3 @@ class Dispatcher:
         if error is not None:
             raise error
         return result
-
-
-def _args(point: str, argnames: tuple[str, ...], kwargs: dict[str, Any]) -> list[Any]:
-    try:
-        return [kwargs[name] for name in argnames]
-    except KeyError as exc:
-        raise DispatchError(f"{point!r} dispatched without its argument {exc.args[0]!r}") from None

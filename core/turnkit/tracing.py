@@ -1,7 +1,8 @@
 """The in-process trace of every hook call.
 
 The dispatcher hands each point's calls to a :class:`TraceSink` in one batch
-(a list of plain tuples) so that tracing stays cheap on the hot path;
+(timestamps and the exceptional outcomes) so that tracing stays cheap on the
+hot path;
 :class:`MemoryTraceSink` keeps a bounded window and materialises
 :class:`TraceRecord` objects only when read. ``trace_scope`` lets the caller
 (the orchestrator) tag calls with the turn they belong to.
@@ -10,7 +11,7 @@ The dispatcher hands each point's calls to a :class:`TraceSink` in one batch
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Protocol
 
@@ -20,17 +21,17 @@ from turnkit_hookspecs import Kind
 #: The id the current calls belong to (a turn id, typically); ``None`` outside a turn.
 trace_scope: ContextVar[str | None] = ContextVar("turnkit_trace_scope", default=None)
 
-#: One implementation call: plugin name, duration in seconds, outcome, error text.
-Call = tuple[str, float, str, str | None]
+#: Outcomes that differ from ``ok``, by call index: (outcome, error text or ``None``).
+Marks = Mapping[int, tuple[str, str | None]]
 
 
 @attrs.frozen
 class TraceRecord:
     """One traced hook call.
 
-    ``outcome`` is one of ``ok`` (returned ``None``/allowed/unchanged),
-    ``value`` (returned a value that was used), ``deny``, ``error``,
-    ``timeout``.
+    ``outcome`` is one of ``ok`` (returned ``None``: allowed, unchanged, no
+    answer, or an effect that finished), ``value`` (returned a value that was
+    used), ``deny``, ``error``, ``timeout``.
     """
 
     scope: str | None
@@ -43,33 +44,62 @@ class TraceRecord:
 
 
 class TraceSink(Protocol):
-    """Where the dispatcher reports calls; must be cheap and must not raise."""
+    """Where the dispatcher reports calls; must be cheap and must not raise.
 
-    def record(self, scope: str | None, point: str, kind: Kind, calls: list[Call]) -> None:
+    One dispatch arrives as one batch: ``stamps[0]`` is its start and
+    ``stamps[i + 1]`` the end of call ``i`` (of ``plugins[i]``), so call ``i``
+    took ``stamps[i + 1] - stamps[i]`` seconds; a call without an entry in
+    ``marks`` had outcome ``ok``. This shape keeps tracing to one
+    ``perf_counter`` and one append per call on the hot path.
+    """
+
+    def record(
+        self,
+        scope: str | None,
+        point: str,
+        kind: Kind,
+        plugins: Sequence[str],
+        stamps: Sequence[float],
+        marks: Marks,
+    ) -> None:
         """Take the calls of one dispatch of ``point``."""
+
+
+Batch = tuple[str | None, str, Kind, Sequence[str], Sequence[float], Marks]
 
 
 class MemoryTraceSink:
     """Keeps the calls of the last ``maxlen`` dispatches in memory."""
 
     def __init__(self, maxlen: int = 10_000) -> None:
-        self._batches: deque[tuple[str | None, str, Kind, list[Call]]] = deque(maxlen=maxlen)
+        self._batches: deque[Batch] = deque(maxlen=maxlen)
 
-    def record(self, scope: str | None, point: str, kind: Kind, calls: list[Call]) -> None:
+    def record(
+        self,
+        scope: str | None,
+        point: str,
+        kind: Kind,
+        plugins: Sequence[str],
+        stamps: Sequence[float],
+        marks: Marks,
+    ) -> None:
         """Keep one dispatch's calls (O(1); old batches fall off the end)."""
-        self._batches.append((scope, point, kind, calls))
+        self._batches.append((scope, point, kind, plugins, stamps, marks))
 
     def records(self, scope: str | None = None) -> list[TraceRecord]:
         """The kept calls in dispatch order, optionally only those of ``scope``."""
-        return list(self._iter(scope))
+        batches = [b for b in self._batches if scope is None or b[0] == scope]
+        return [record for batch in batches for record in expand(batch)]
 
     def clear(self) -> None:
         """Forget everything kept so far."""
         self._batches.clear()
 
-    def _iter(self, scope: str | None) -> Iterator[TraceRecord]:
-        for batch_scope, point, kind, calls in self._batches:
-            if scope is not None and batch_scope != scope:
-                continue
-            for plugin, duration, outcome, error in calls:
-                yield TraceRecord(batch_scope, point, kind, plugin, duration, outcome, error)
+
+def expand(batch: Batch) -> Iterator[TraceRecord]:
+    """Turn one recorded batch into its :class:`TraceRecord` objects."""
+    scope, point, kind, plugins, stamps, marks = batch
+    for index in range(len(stamps) - 1):
+        outcome, error = marks.get(index, ("ok", None))
+        duration = stamps[index + 1] - stamps[index]
+        yield TraceRecord(scope, point, kind, plugins[index], duration, outcome, error)

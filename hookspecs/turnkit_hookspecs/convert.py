@@ -45,7 +45,11 @@ converter.register_structure_hook(bool, _strict(bool, (bool,)))
 
 
 def _is_list_or_tuple(type_: Any) -> bool:
-    return bool(is_sequence(type_)) and typing.get_origin(type_) in {list, tuple}
+    """Lists and homogeneous tuples (``tuple[X, ...]``); fixed-length tuples keep cattrs' hook."""
+    origin = typing.get_origin(type_)
+    if origin is tuple:
+        return typing.get_args(type_)[-1:] == (Ellipsis,)
+    return origin is list and bool(is_sequence(type_))
 
 
 def _no_scalar_sequences(type_: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:

@@ -438,7 +438,7 @@ async def test_effect_timeout_per_point_from_config() -> None:
 
 async def test_effect_arguments_are_checked_at_the_call(manager: PluginManager) -> None:
     manager.register(Recorder(), "rec")
-    with pytest.raises(DispatchError, match="'turn_completed' dispatched without its argument 'reply'"):
+    with pytest.raises(DispatchError, match="'turn_completed' dispatched without its argument\(s\) reply"):
         await manager.dispatch.effect("turn_completed", ctx=None, turn=None, message=MESSAGE)
 
 
@@ -456,3 +456,15 @@ async def test_call_dispatches_by_declared_kind(manager: PluginManager) -> None:
     deny = await manager.dispatch.call("turn_authorize", **TURN_ARGS, message=Message.of("user", "forbidden"))
     assert deny is not None and deny.plugin == "words"
     assert (await manager.dispatch.call("turn_inbound", **TURN_ARGS, message=MESSAGE)).text == "hello?"
+
+
+async def test_effects_beyond_the_queue_bound_are_dropped_and_traced() -> None:
+    manager = PluginManager(PluginsConfig(effect_timeout=0.2, effect_workers=1, effect_queue=1))
+    manager.register(Hangs(), "hangs")
+    for _ in range(3):  # one running, one waiting, one over the bound
+        await manager.dispatch.effect("turn_completed", **EFFECT_ARGS)
+        await asyncio.sleep(0)
+    await manager.dispatch.drain()
+    outcomes = sorted(r.outcome for r in manager.dispatch.trace.records())  # type: ignore[attr-defined]
+    assert outcomes == ["dropped", "timeout", "timeout"]
+    await manager.dispatch.aclose()
