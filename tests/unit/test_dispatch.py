@@ -438,7 +438,7 @@ async def test_effect_timeout_per_point_from_config() -> None:
 
 async def test_effect_arguments_are_checked_at_the_call(manager: PluginManager) -> None:
     manager.register(Recorder(), "rec")
-    with pytest.raises(DispatchError, match="'turn_completed' dispatched without its argument\(s\) reply"):
+    with pytest.raises(DispatchError, match=r"'turn_completed' dispatched without its argument\(s\) reply"):
         await manager.dispatch.effect("turn_completed", ctx=None, turn=None, message=MESSAGE)
 
 
