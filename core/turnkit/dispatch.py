@@ -7,8 +7,8 @@ duration (measured after awaiting) and outcome.
 
 Hot-path notes: per point a *plan* (the ordered implementations as plain
 tuples) is built once and reused until the manager's registrations change;
-each call costs one ``perf_counter`` and one tuple, and the trace sink gets
-one batch per dispatch.
+each call costs one ``perf_counter`` and one list append, and the trace sink
+gets one batch per dispatch.
 """
 
 from __future__ import annotations
@@ -103,14 +103,14 @@ class Dispatcher:
         impls = self._manager.implementations(point)
         steps = tuple(_step(i.plugin, i.function, i.argnames, i.is_async) for i in impls if not i.wrapper)
         wrappers = tuple(_step(i.plugin, i.function, i.argnames, False) for i in impls if i.wrapper)
-        needed = frozenset(name for i in impls for name in i.argnames) | {kind.value or ""} - {""}
+        needed = frozenset(name for i in impls for name in i.argnames).union(
+            [kind.value] if kind.value else []
+        )
         timeout = config.effect_timeouts.get(point, kind.timeout or config.effect_timeout)
         return Plan(point, kind, steps, tuple(s[0] for s in steps), wrappers, needed, timeout)
 
     def _checked(self, point: str, expected: Kind, kwargs: dict[str, Any]) -> Plan:
-        plan = self._plans.get(point) if self._generation == self._manager.generation else None
-        if plan is None:
-            plan = self.plan(point)
+        plan = self.plan(point)
         if plan.kind.kind is not expected:
             raise DispatchError(
                 f"{point!r} is a {plan.kind.kind} point, not a {expected}; use dispatch.{plan.kind.kind}()"
