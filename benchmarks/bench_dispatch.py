@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pluggy
-
 from turnkit import PluginManager
 from turnkit_hookspecs import CORE_HOOKSPECS, PROJECT_NAME, Message, Prompt, hookimpl
 
@@ -37,7 +36,12 @@ ARGS: dict[str, dict[str, Any]] = {
     "turn_reply": {"ctx": None, "turn": None, "prompt": PROMPT},
     "turn_completed": {"ctx": None, "turn": None, "message": MESSAGE, "reply": REPLY},
 }
-KINDS = {"guard": "turn_authorize", "pipeline": "turn_inbound", "resolve": "turn_reply", "effect": "turn_completed"}
+KINDS = {
+    "guard": "turn_authorize",
+    "pipeline": "turn_inbound",
+    "resolve": "turn_reply",
+    "effect": "turn_completed",
+}
 
 
 class SyncPlugin:
@@ -111,7 +115,9 @@ async def per_call(body: Callable[[], Awaitable[None]], rounds: int, repeat: int
     return best
 
 
-async def measure(kind: str, count: int, is_async: bool, rounds: int, repeat: int) -> list[tuple[str, float, float]]:
+async def measure(
+    kind: str, count: int, is_async: bool, rounds: int, repeat: int
+) -> list[tuple[str, float, float]]:
     point = KINDS[kind]
     plain, ours = managers(count, AsyncPlugin if is_async else SyncPlugin)
     caller = getattr(plain.hook, point)
@@ -156,7 +162,9 @@ async def main(quick: bool) -> None:
             rounds = max(rounds // max(count // 10, 1), 200)
             for suffix, base, ours in await measure(kind, count, is_async, rounds, repeat):
                 label = f"{count} {'async' if is_async else 'sync'}"
-                print(f"{kind + suffix:<22}{label:>8}{base * 1e6:>12.2f}{ours * 1e6:>12.2f}{ours / base:>8.2f}")
+                print(
+                    f"{kind + suffix:<22}{label:>8}{base * 1e6:>12.2f}{ours * 1e6:>12.2f}{ours / base:>8.2f}"
+                )
 
 
 if __name__ == "__main__":
