@@ -77,7 +77,7 @@ class Selection:
         """Read the two variables: comma-separated plugin or distribution names."""
 
         def names(raw: str) -> frozenset[str]:
-            return frozenset(normalize(n) for n in raw.split(",") if n.strip())
+            return frozenset(normalize(n.strip()) for n in raw.split(",") if n.strip())
 
         allow_raw = env.get(LOAD_ENV)
         return cls(
