@@ -7,6 +7,7 @@ each command, so ``turnkit --help`` starts fast.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """turnkit: a runtime for chat and task agents built from pip-installable plugins."""
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = config_path
 
 

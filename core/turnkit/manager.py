@@ -22,6 +22,7 @@ import inspect
 import logging
 import os
 import re
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any, Literal
@@ -134,6 +135,8 @@ class PluginManager:
             if index in clashes:
                 taken = clashes[index].distribution
                 self._fail(record, f"entry point name {candidate.name!r} is already used by {taken}")
+                # keep the clash visible next to the record of the plugin that won the name
+                self.records[f"{record.name} ({record.distribution})"] = self.records.pop(record.name)
                 continue
             skipped = selection.why_skipped(candidate)
             if skipped is not None:
@@ -151,7 +154,8 @@ class PluginManager:
                 self._fail(record, exc.reason)
             except (Exception, SystemExit) as exc:
                 log.debug("loading %s failed", candidate.name, exc_info=True)
-                self._fail(record, f"{type(exc).__name__}: {exc}")
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                self._fail(record, f"{type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})")
 
     def _fail(self, record: PluginRecord, reason: str) -> None:
         record.status, record.error = "failed", reason
