@@ -22,7 +22,8 @@ from turnkit_hookspecs import Message
 
 async def main():
     manager = PluginManager.load(load_config())
-    message = await manager.dispatch.pipeline("turn_inbound", ctx=None, turn=None, message=Message.of("user", "hi"))
+    hi = Message.of("user", "hi")
+    message = await manager.dispatch.pipeline("turn_inbound", ctx=None, turn=None, message=hi)
     print(message.text)
 
 asyncio.run(main())
@@ -57,7 +58,9 @@ def dispatched(paths: list[Path], cwd: Path) -> str:
 
 
 @pytest.mark.parametrize("install_order", [("alpha", "zeta"), ("zeta", "alpha")])
-def test_order_is_by_name_not_by_path(pair: dict[str, Path], tmp_path: Path, install_order: tuple[str, str]) -> None:
+def test_order_is_by_name_not_by_path(
+    pair: dict[str, Path], tmp_path: Path, install_order: tuple[str, str]
+) -> None:
     paths = [pair[name] for name in install_order]
     assert call_order(paths, tmp_path) == ["alpha", "zeta"]
     assert dispatched(paths, tmp_path) == "hi alpha zeta"
