@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pluggy
-from turnkit import PluginManager
+from turnkit import PluginManager, PluginsConfig
 from turnkit_hookspecs import CORE_HOOKSPECS, PROJECT_NAME, Message, Prompt, hookimpl
 
 MESSAGE = Message.of("user", "hello")
@@ -90,11 +90,11 @@ class Answers:
         return REPLY
 
 
-def managers(count: int, plugin_type: type) -> tuple[pluggy.PluginManager, PluginManager]:
+def managers(count: int, plugin_type: type, rounds: int) -> tuple[pluggy.PluginManager, PluginManager]:
     plain = pluggy.PluginManager(PROJECT_NAME)
     for module in CORE_HOOKSPECS:
         plain.add_hookspecs(module)
-    ours = PluginManager()
+    ours = PluginManager(PluginsConfig(effect_queue=rounds + 1))  # room for one repeat's effects
     plugins = [plugin_type() for _ in range(count)]
     for index, plugin in enumerate(plugins):
         plain.register(plugin, name=f"p{index:03}")
@@ -104,14 +104,20 @@ def managers(count: int, plugin_type: type) -> tuple[pluggy.PluginManager, Plugi
     return plain, ours
 
 
-async def per_call(body: Callable[[], Awaitable[None]], rounds: int, repeat: int) -> float:
-    """Best-of-``repeat`` seconds per call of ``body`` over ``rounds`` calls."""
+async def per_call(
+    body: Callable[[], Awaitable[None]], rounds: int, repeat: int, settle: Callable[[], Awaitable[None]]
+) -> float:
+    """Best-of-``repeat`` seconds per call of ``body`` over ``rounds`` calls.
+
+    ``settle`` runs between repeats, untimed (it drains queued effects).
+    """
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
         for _ in range(rounds):
             await body()
         best = min(best, (time.perf_counter() - start) / rounds)
+        await settle()
     return best
 
 
@@ -119,7 +125,7 @@ async def measure(
     kind: str, count: int, is_async: bool, rounds: int, repeat: int
 ) -> list[tuple[str, float, float]]:
     point = KINDS[kind]
-    plain, ours = managers(count, AsyncPlugin if is_async else SyncPlugin)
+    plain, ours = managers(count, AsyncPlugin if is_async else SyncPlugin, rounds)
     caller = getattr(plain.hook, point)
     dispatch = getattr(ours.dispatch, kind)
     kwargs = ARGS[point]
@@ -143,12 +149,13 @@ async def measure(
         await dispatch(point, **kwargs)
         await ours.dispatch.drain()
 
-    base = await per_call(baseline, rounds, repeat)
-    rows = [("", base, await per_call(turnkit, rounds, repeat))]
+    settle = ours.dispatch.drain
+    base = await per_call(baseline, rounds, repeat, settle)
+    rows = [("", base, await per_call(turnkit, rounds, repeat, settle))]
     if kind == "effect":
-        await ours.dispatch.drain()
         done_rounds = max(rounds // 20, 20)
-        rows.append((" until done", base, await per_call(turnkit_until_done, done_rounds, repeat)))
+        rows.append((" until done", base, await per_call(turnkit_until_done, done_rounds, repeat, settle)))
+    assert ours.dispatch.dropped == 0, "the benchmark must not measure dropped effects"
     await ours.dispatch.aclose()
     return rows
 

@@ -84,6 +84,9 @@ class Dispatcher:
         self._queue: asyncio.Queue[Queued] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._pool: ThreadPoolExecutor | None = None
+        #: Effect dispatches dropped because the queue was full, since start.
+        self.dropped = 0
+        self._dropping = False
 
     # ------------------------------------------------------------------ plans
 
@@ -183,8 +186,14 @@ class Dispatcher:
         queue = self._queue if self._queue is not None else self._start_workers()
         try:
             queue.put_nowait((plan, kwargs, trace_scope.get()))
+            self._dropping = False
         except asyncio.QueueFull:
-            log.warning("effect %s dropped: %d dispatches already queued", point, queue.maxsize)
+            self.dropped += 1
+            if not self._dropping:  # once per overload, not once per dropped dispatch
+                log.warning(
+                    "effect queue full (%d waiting): dropping effects, first %s", queue.maxsize, point
+                )
+                self._dropping = True
             stamp = perf_counter()
             dropped = {index: ("dropped", "effect queue full") for index in range(len(plan.steps))}
             stamps = [stamp] * (len(plan.steps) + 1)

@@ -467,4 +467,5 @@ async def test_effects_beyond_the_queue_bound_are_dropped_and_traced() -> None:
     await manager.dispatch.drain()
     outcomes = sorted(r.outcome for r in manager.dispatch.trace.records())  # type: ignore[attr-defined]
     assert outcomes == ["dropped", "timeout", "timeout"]
+    assert manager.dispatch.dropped == 1
     await manager.dispatch.aclose()
