@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from turnkit_hookspecs import Deny, Kind, PointKind
 
-from .errors import DispatchError, NoResolutionError, PipelineError, ResolveError
-from .tracing import Marks, MemoryTraceSink, TraceSink, trace_scope
+from .errors import DispatchError
+from .rules import RULES, Marks
+from .tracing import MemoryTraceSink, TraceSink, trace_scope
 
 if TYPE_CHECKING:
     from .manager import PluginManager
@@ -37,8 +38,6 @@ log = logging.getLogger("turnkit.dispatch")
 #: ``None`` for no argument, the key for one, an ``itemgetter`` for more: calling through it
 #: avoids building an argument list per call, which is most of a hook call's cost.
 Step = tuple[str, Callable[..., Any], int, Any, bool]
-
-_NO_MARKS: Marks = {}
 
 
 def _step(plugin: str, function: Callable[..., Any], argnames: tuple[str, ...], is_async: bool) -> Step:
@@ -143,9 +142,7 @@ class Dispatcher:
         ``True`` or a ``Deny``, denies (fail closed); the failure is traced.
         """
         plan = self._checked(point, Kind.GUARD, kwargs)
-        if plan.wrappers:
-            return self._wrapped(plan, kwargs, self._guard)
-        return self._guard(plan, kwargs)
+        return self._wrapped(plan, kwargs, self._run) if plan.wrappers else self._run(plan, kwargs)
 
     def pipeline(self, point: str, /, **kwargs: Any) -> Coroutine[Any, Any, Any]:
         """Thread the point's value through every implementation; ``None`` keeps it.
@@ -154,9 +151,7 @@ class Dispatcher:
         returns a value of the wrong type.
         """
         plan = self._checked(point, Kind.PIPELINE, kwargs)
-        if plan.wrappers:
-            return self._wrapped(plan, kwargs, self._pipeline)
-        return self._pipeline(plan, kwargs)
+        return self._wrapped(plan, kwargs, self._run) if plan.wrappers else self._run(plan, kwargs)
 
     def resolve(self, point: str, /, **kwargs: Any) -> Coroutine[Any, Any, Any]:
         """Return the first non-``None`` answer; raise :class:`NoResolutionError` if none.
@@ -164,9 +159,7 @@ class Dispatcher:
         An implementation that raises fails the point with :class:`ResolveError`.
         """
         plan = self._checked(point, Kind.RESOLVE, kwargs)
-        if plan.wrappers:
-            return self._wrapped(plan, kwargs, self._resolve)
-        return self._resolve(plan, kwargs)
+        return self._wrapped(plan, kwargs, self._run) if plan.wrappers else self._run(plan, kwargs)
 
     async def effect(self, point: str, /, **kwargs: Any) -> None:
         """Queue every implementation to run in the background and return at once.
@@ -237,16 +230,19 @@ class Dispatcher:
             finally:
                 queue.task_done()
 
-    # ------------------------------------------------------------------ kind loops
-    #
-    # The three inline loops below share a shape on purpose: one perf_counter
-    # and one append per call, arguments fetched through the step's getter,
-    # and exceptional outcomes written to ``marks`` under the index of the
-    # call just stamped (``len(stamps) - 2``). Keep them in step.
+    # ------------------------------------------------------------------ the call loop
 
-    async def _guard(self, plan: Plan, kwargs: dict[str, Any]) -> Deny | None:
+    async def _run(self, plan: Plan, kwargs: dict[str, Any]) -> Any:
+        """Call a guard, pipeline or resolve point's implementations in order.
+
+        One ``perf_counter`` and one append per call; arguments come through
+        the step's getter; the kind's rules are consulted only for a
+        non-``None`` result or an exception. Outcomes other than ``ok`` go to
+        ``marks`` under the index of the call just stamped.
+        """
+        rules = RULES[plan.kind.kind]
         stamps = [perf_counter()]
-        marks: Marks = _NO_MARKS
+        marks: Marks = {}
         try:
             for plugin, function, arity, getter, is_async in plan.steps:
                 try:
@@ -258,81 +254,20 @@ class Dispatcher:
                         result = await result
                 except Exception as exc:
                     stamps.append(perf_counter())
-                    marks = {len(stamps) - 2: ("error", repr(exc))}
-                    log.warning("guard %s: plugin %s raised %r; denying", plan.point, plugin, exc)
-                    return Deny(f"{plugin} failed: {exc!r}", plugin=plugin)
-                stamps.append(perf_counter())
-                if result is None or result is True:
-                    continue
-                if isinstance(result, Deny):
-                    marks = {len(stamps) - 2: ("deny", result.reason)}
-                    return result if result.plugin == plugin else attrs.evolve(result, plugin=plugin)
-                problem = f"returned {type(result).__name__}, expected a Deny or None"
-                marks = {len(stamps) - 2: ("error", problem)}
-                return Deny(f"{plugin} {problem}", plugin=plugin)
-            return None
-        finally:
-            self.trace.record(trace_scope.get(), plan.point, Kind.GUARD, plan.plugins, stamps, marks)
-
-    async def _pipeline(self, plan: Plan, kwargs: dict[str, Any]) -> Any:
-        name, expected = plan.kind.value, plan.kind.value_type
-        assert name is not None and expected is not None
-        stamps = [perf_counter()]
-        marks: dict[int, tuple[str, str | None]] = {}
-        try:
-            for plugin, function, arity, getter, is_async in plan.steps:
-                try:
-                    if arity == 1:
-                        result = function(kwargs[getter])
-                    else:
-                        result = function(*getter(kwargs)) if arity else function()
-                    if is_async:
-                        result = await result
-                except Exception as exc:
-                    stamps.append(perf_counter())
-                    marks[len(stamps) - 2] = ("error", repr(exc))
-                    raise PipelineError(plan.point, plugin, f"raised {exc!r}") from exc
-                stamps.append(perf_counter())
-                if result is None:
-                    continue
-                if not isinstance(result, expected):
-                    problem = f"returned {type(result).__name__}, expected {expected.__name__} or None"
-                    marks[len(stamps) - 2] = ("error", problem)
-                    raise PipelineError(plan.point, plugin, problem)
-                kwargs[name] = result
-                marks[len(stamps) - 2] = ("value", None)
-            return kwargs[name]
-        finally:
-            self.trace.record(trace_scope.get(), plan.point, Kind.PIPELINE, plan.plugins, stamps, marks)
-
-    async def _resolve(self, plan: Plan, kwargs: dict[str, Any]) -> Any:
-        stamps = [perf_counter()]
-        marks: Marks = _NO_MARKS
-        try:
-            for plugin, function, arity, getter, is_async in plan.steps:
-                try:
-                    if arity == 1:
-                        result = function(kwargs[getter])
-                    else:
-                        result = function(*getter(kwargs)) if arity else function()
-                    if is_async:
-                        result = await result
-                except Exception as exc:
-                    stamps.append(perf_counter())
-                    marks = {len(stamps) - 2: ("error", repr(exc))}
-                    raise ResolveError(plan.point, plugin, f"raised {exc!r}") from exc
+                    return rules.failed(plan, plugin, exc, marks, len(stamps) - 2)
                 stamps.append(perf_counter())
                 if result is not None:
-                    marks = {len(stamps) - 2: ("value", None)}
-                    return result
-            raise NoResolutionError(plan.point, list(plan.plugins))
+                    done, value = rules.answered(plan, kwargs, plugin, result, marks, len(stamps) - 2)
+                    if done:
+                        return value
+            return rules.exhausted(plan, kwargs)
         finally:
-            self.trace.record(trace_scope.get(), plan.point, Kind.RESOLVE, plan.plugins, stamps, marks)
+            self.trace.record(trace_scope.get(), plan.point, plan.kind.kind, plan.plugins, stamps, marks)
 
     async def _run_effects(self, plan: Plan, kwargs: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
         stamps = [perf_counter()]
-        marks: dict[int, tuple[str, str | None]] = {}
+        marks: Marks = {}
         for index, step in enumerate(plan.steps):
             plugin, function, _, _, is_async = step
             try:

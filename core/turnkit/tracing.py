@@ -21,8 +21,10 @@ from turnkit_hookspecs import Kind
 #: The id the current calls belong to (a turn id, typically); ``None`` outside a turn.
 trace_scope: ContextVar[str | None] = ContextVar("turnkit_trace_scope", default=None)
 
-#: Outcomes that differ from ``ok``, by call index: (outcome, error text or ``None``).
-Marks = Mapping[int, tuple[str, str | None]]
+#: A call's outcome and its error text (or ``None``).
+Outcome = tuple[str, str | None]
+#: Outcomes that differ from ``ok``, by call index.
+Marks = Mapping[int, Outcome]
 
 
 @attrs.frozen

@@ -1,0 +1,115 @@
+"""What each kind does with an answer, a failure, and running out of implementations.
+
+This is DESIGN §3's table as code; the dispatcher's single call loop asks
+these rules only when an implementation returns something other than
+``None`` or raises, so the common path (``None``) never leaves the loop.
+``marks`` collects the trace outcomes that are not ``ok``, by call index.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+from turnkit_hookspecs import Deny, Kind
+
+from .errors import NoResolutionError, PipelineError, ResolveError
+from .tracing import Outcome
+
+if TYPE_CHECKING:
+    from .dispatch import Plan
+
+log = logging.getLogger("turnkit.dispatch")
+
+#: The dispatcher's record of outcomes other than ``ok``, by call index (see tracing.Marks).
+Marks = dict[int, Outcome]
+
+
+class Rules(Protocol):
+    """One kind's dispatch rules."""
+
+    def answered(
+        self, plan: Plan, kwargs: dict[str, Any], plugin: str, result: Any, marks: Marks, index: int
+    ) -> tuple[bool, Any]:
+        """Handle a non-``None`` result: ``(True, value)`` stops the dispatch with ``value``."""
+
+    def failed(self, plan: Plan, plugin: str, error: Exception, marks: Marks, index: int) -> Any:
+        """Handle an implementation that raised: return the dispatch's result, or raise."""
+
+    def exhausted(self, plan: Plan, kwargs: dict[str, Any]) -> Any:
+        """Every implementation ran without stopping the dispatch: its result, or raise."""
+
+
+class GuardRules:
+    """The first ``Deny`` stops; anything else than ``None``/``True``/``Deny`` denies (fail closed)."""
+
+    def answered(
+        self, plan: Plan, kwargs: dict[str, Any], plugin: str, result: Any, marks: Marks, index: int
+    ) -> tuple[bool, Any]:
+        if result is True:
+            return False, None
+        if isinstance(result, Deny):
+            marks[index] = ("deny", result.reason)
+            return True, result if result.plugin == plugin else attrs.evolve(result, plugin=plugin)
+        problem = f"returned {type(result).__name__}, expected a Deny or None"
+        marks[index] = ("error", problem)
+        return True, Deny(f"{plugin} {problem}", plugin=plugin)
+
+    def failed(self, plan: Plan, plugin: str, error: Exception, marks: Marks, index: int) -> Deny:
+        marks[index] = ("error", repr(error))
+        log.warning("guard %s: plugin %s raised %r; denying", plan.point, plugin, error)
+        return Deny(f"{plugin} failed: {error!r}", plugin=plugin)
+
+    def exhausted(self, plan: Plan, kwargs: dict[str, Any]) -> None:
+        return None
+
+
+class PipelineRules:
+    """The value is replaced by each non-``None`` result of the declared type."""
+
+    def answered(
+        self, plan: Plan, kwargs: dict[str, Any], plugin: str, result: Any, marks: Marks, index: int
+    ) -> tuple[bool, Any]:
+        expected = plan.kind.value_type
+        assert expected is not None and plan.kind.value is not None
+        if not isinstance(result, expected):
+            problem = f"returned {type(result).__name__}, expected {expected.__name__} or None"
+            marks[index] = ("error", problem)
+            raise PipelineError(plan.point, plugin, problem)
+        kwargs[plan.kind.value] = result
+        marks[index] = ("value", None)
+        return False, None
+
+    def failed(self, plan: Plan, plugin: str, error: Exception, marks: Marks, index: int) -> Any:
+        marks[index] = ("error", repr(error))
+        raise PipelineError(plan.point, plugin, f"raised {error!r}") from error
+
+    def exhausted(self, plan: Plan, kwargs: dict[str, Any]) -> Any:
+        assert plan.kind.value is not None
+        return kwargs[plan.kind.value]
+
+
+class ResolveRules:
+    """The first non-``None`` answer wins; none at all is an error naming the point."""
+
+    def answered(
+        self, plan: Plan, kwargs: dict[str, Any], plugin: str, result: Any, marks: Marks, index: int
+    ) -> tuple[bool, Any]:
+        marks[index] = ("value", None)
+        return True, result
+
+    def failed(self, plan: Plan, plugin: str, error: Exception, marks: Marks, index: int) -> Any:
+        marks[index] = ("error", repr(error))
+        raise ResolveError(plan.point, plugin, f"raised {error!r}") from error
+
+    def exhausted(self, plan: Plan, kwargs: dict[str, Any]) -> Any:
+        raise NoResolutionError(plan.point, list(plan.plugins))
+
+
+#: The rules of the kinds dispatched in the caller's flow (effects run queued, see dispatch.py).
+RULES: dict[Kind, Rules] = {
+    Kind.GUARD: GuardRules(),
+    Kind.PIPELINE: PipelineRules(),
+    Kind.RESOLVE: ResolveRules(),
+}
