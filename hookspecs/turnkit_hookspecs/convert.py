@@ -54,8 +54,7 @@ def _is_list_or_tuple(type_: Any) -> bool:
 
 def _no_scalar_sequences(type_: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
     """Refuse a string or a mapping where a list is expected (cattrs would iterate it)."""
-    origin = typing.get_origin(type_)
-    if origin is tuple and typing.get_args(type_)[-1:] == (Ellipsis,):
+    if typing.get_origin(type_) is tuple:
         inner = homogenous_tuple_structure_factory(type_, conv)
     else:
         inner = list_structure_factory(type_, conv)
