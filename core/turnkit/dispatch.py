@@ -81,6 +81,7 @@ class Dispatcher:
         self._plans: dict[str, Plan] = {}
         self._generation = -1
         self._queue: asyncio.Queue[Queued] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._pool: ThreadPoolExecutor | None = None
         #: Effect dispatches dropped because the queue was full, since start.
@@ -176,7 +177,8 @@ class Dispatcher:
         plan = self._checked(point, Kind.EFFECT, kwargs)
         if not plan.steps and not plan.wrappers:
             return
-        queue = self._queue if self._queue is not None else self._start_workers()
+        loop = asyncio.get_running_loop()
+        queue = self._queue if self._queue is not None and self._loop is loop else self._start_workers(loop)
         try:
             queue.put_nowait((plan, kwargs, trace_scope.get()))
             self._dropping = False
@@ -194,7 +196,7 @@ class Dispatcher:
 
     async def drain(self) -> None:
         """Wait until every effect queued so far has finished (or timed out)."""
-        if self._queue is not None:
+        if self._queue is not None and self._loop is asyncio.get_running_loop():
             await self._queue.join()
 
     async def aclose(self) -> None:
@@ -208,12 +210,17 @@ class Dispatcher:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    def _start_workers(self) -> asyncio.Queue[Queued]:
+    def _start_workers(self, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[Queued]:
+        """Start the consumers on ``loop``.
+
+        Also called when the dispatcher is used from a new event loop (a
+        script calling ``asyncio.run`` twice): the old loop's consumers are
+        gone with it, and a queue nobody reads would make ``drain`` hang.
+        """
         config = self._manager.config
         queue: asyncio.Queue[Queued] = asyncio.Queue(maxsize=config.effect_queue)
-        loop = asyncio.get_running_loop()
         self._workers = [loop.create_task(self._consume(queue)) for _ in range(config.effect_workers)]
-        self._queue = queue
+        self._queue, self._loop = queue, loop
         return queue
 
     async def _consume(self, queue: asyncio.Queue[Queued]) -> None:

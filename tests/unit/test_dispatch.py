@@ -469,3 +469,17 @@ async def test_effects_beyond_the_queue_bound_are_dropped_and_traced() -> None:
     assert outcomes == ["dropped", "timeout", "timeout"]
     assert manager.dispatch.dropped == 1
     await manager.dispatch.aclose()
+
+
+def test_effects_run_when_the_dispatcher_moves_to_a_new_event_loop() -> None:
+    manager = PluginManager()
+    recorder = AsyncRecorder()
+    manager.register(recorder, "rec")
+
+    async def fire_and_drain() -> None:
+        await manager.dispatch.effect("turn_completed", **EFFECT_ARGS)
+        await asyncio.wait_for(manager.dispatch.drain(), 5)  # fail, rather than hang, if nobody consumes
+
+    asyncio.run(fire_and_drain())
+    asyncio.run(fire_and_drain())  # the first loop and its consumers are gone
+    assert recorder.seen == ["hi", "hi"]
