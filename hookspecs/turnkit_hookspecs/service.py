@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from types import ModuleType
+from typing import ClassVar
 
 from .context import ExecutionContext
 
@@ -19,7 +20,7 @@ class Service:
     """
 
     name: ClassVar[str]
-    hookspecs: ClassVar[Sequence[Any]] = ()
+    hookspecs: ClassVar[Sequence[ModuleType | type]] = ()
 
     async def start(self, context: ExecutionContext) -> None:
         """Acquire resources; called in the agent's start order."""
