@@ -11,6 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
 import attrs
 from turnkit_hookspecs import PayloadError, structure
@@ -41,16 +42,122 @@ class PluginsConfig:
 
 
 @attrs.frozen
+class AgentConfig:
+    """``[agent]``: who this agent is.
+
+    ``id`` is the address other agents send to (``send_to_agent``) and the
+    owner of the sessions it creates; two agents may share one store.
+    """
+
+    id: str = "default"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+
+@attrs.frozen
+class StoreConfig:
+    """``[store]``: where sessions live.
+
+    ``url`` is a file path (relative to the configuration file's folder),
+    ``sqlite:///path``, or ``:memory:``. ``synchronous`` is SQLite's
+    durability setting in WAL mode: ``normal`` survives a crash of the
+    process (the case turnkit guarantees), ``full`` also a power cut, at
+    the price of an fsync per commit.
+    """
+
+    url: str = "turnkit.db"
+    synchronous: Literal["normal", "full"] = "normal"
+    busy_timeout: float = 5.0
+
+
+@attrs.frozen
+class ScriptStep:
+    """One scripted reply of the built-in model: a text, or a tool call (``tool`` and ``args``)."""
+
+    text: str | None = None
+    tool: str | None = None
+    args: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ModelConfig:
+    """``[model]``: the model's name and context window, and the built-in model's script.
+
+    ``context_windows`` maps model names to their window in tokens;
+    ``context_window`` applies to names not listed. ``script`` makes the
+    built-in model answer with these steps in order (then echo).
+    """
+
+    name: str = "echo"
+    context_window: int = 8192
+    context_windows: dict[str, int] = attrs.field(factory=dict)
+    script: list[ScriptStep] = attrs.field(factory=list)
+
+    @property
+    def max_tokens(self) -> int:
+        """The context window of the configured model."""
+        return self.context_windows.get(self.name, self.context_window)
+
+
+@attrs.frozen
+class TurnsConfig:
+    """``[turns]``: how the orchestrator runs turns.
+
+    ``history`` messages (plus the latest summary) make a prompt's window;
+    ``max_tool_steps`` bounds the tool-call loop of one turn;
+    ``keep_recent`` messages stay uncompressed when a session is compressed;
+    ``interrupted`` says what a restart does with a turn a crash
+    interrupted: ``rerun`` its inbound message once, or ``report`` it (the
+    message stays stored, the turn stays ``interrupted``);
+    ``inbox_poll`` is how often (seconds) the agent looks for messages other
+    agents sent it.
+    """
+
+    history: int = 50
+    max_tool_steps: int = 8
+    keep_recent: int = 6
+    interrupted: Literal["rerun", "report"] = "rerun"
+    inbox_poll: float = 0.5
+
+
+@attrs.frozen
+class ServicesConfig:
+    """``[services]``: which services start, in which order.
+
+    Services start in ``order`` (then the rest by name) and stop in reverse.
+    A service named in ``required`` that fails to start stops the agent;
+    any other is reported and left out. ``disabled`` ones are not started.
+    """
+
+    order: list[str] = attrs.field(factory=list)
+    required: list[str] = attrs.field(factory=list)
+    disabled: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen
 class Config:
-    """The whole configuration file."""
+    """The whole configuration file.
 
+    ``plugin`` holds each plugin's own table (``[plugin.redact]``), handed to
+    that plugin unparsed; ``base_dir`` is the folder relative paths are
+    resolved against (the configuration file's).
+    """
+
+    agent: AgentConfig = attrs.field(factory=AgentConfig)
+    store: StoreConfig = attrs.field(factory=StoreConfig)
+    model: ModelConfig = attrs.field(factory=ModelConfig)
+    turns: TurnsConfig = attrs.field(factory=TurnsConfig)
+    services: ServicesConfig = attrs.field(factory=ServicesConfig)
     plugins: PluginsConfig = attrs.field(factory=PluginsConfig)
+    plugin: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    base_dir: str = "."
 
 
-def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config:
+def parse_config(data: Mapping[str, object], source: str = "<config>", base_dir: str = ".") -> Config:
     """Structure already-parsed TOML data; errors name ``source`` and each key path."""
+    if "base_dir" in data:
+        raise ConfigError(f"{source}: $.base_dir: not a configuration key (it is the file's folder)")
     try:
-        return structure(dict(data), Config)
+        return structure({**data, "base_dir": base_dir}, Config)
     except PayloadError as exc:
         raise ConfigError(f"{source}: " + "; ".join(exc.problems)) from exc
 
@@ -72,4 +179,4 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{file}: {exc}") from exc
-    return parse_config(data, str(file))
+    return parse_config(data, str(file), str(file.parent.resolve()))

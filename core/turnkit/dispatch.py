@@ -34,21 +34,50 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("turnkit.dispatch")
 
-#: (plugin name, function, arity, argument getter, is a coroutine function). The getter is
-#: ``None`` for no argument, the key for one, an ``itemgetter`` for more: calling through it
-#: avoids building an argument list per call, which is most of a hook call's cost.
+#: (plugin name, function, mode, argument getter, is a coroutine function). ``mode`` 0 calls
+#: without arguments, 1 with ``kwargs[getter]``, 2 with ``*getter(kwargs)`` (an ``itemgetter``
+#: or a function): calling through a getter avoids building an argument list per call, which
+#: is most of a hook call's cost.
 Step = tuple[str, Callable[..., Any], int, Any, bool]
 
 
+class ContextSource:
+    """A ``ctx`` argument that hands each plugin its own view.
+
+    The orchestrator passes one per dispatch; an implementation taking
+    ``ctx`` receives ``for_plugin(its name)``, so what it does through the
+    context is audited under its own extension id. (A base class rather than
+    a Protocol: the check runs per call and a class check is cheap.) Any
+    other ``ctx`` value is passed to every implementation as it is.
+    """
+
+    def for_plugin(self, plugin: str) -> Any:
+        """The view of the context ``plugin`` acts through."""
+        raise NotImplementedError
+
+
 def _step(plugin: str, function: Callable[..., Any], argnames: tuple[str, ...], is_async: bool) -> Step:
+    if "ctx" in argnames:
+        return (plugin, function, 2, _context_getter(plugin, argnames), is_async)
     arity = len(argnames)
     getter = None if arity == 0 else argnames[0] if arity == 1 else itemgetter(*argnames)
-    return (plugin, function, arity, getter, is_async)
+    return (plugin, function, min(arity, 2), getter, is_async)
+
+
+def _context_getter(plugin: str, argnames: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """Arguments for an implementation taking ``ctx``: the plugin's own view in its place."""
+
+    def arguments(kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        source = kwargs["ctx"]
+        view = source.for_plugin(plugin) if isinstance(source, ContextSource) else source
+        return tuple(view if name == "ctx" else kwargs[name] for name in argnames)
+
+    return arguments
 
 
 def _bind(step: Step, kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    _, _, arity, getter, _ = step
-    return () if arity == 0 else (kwargs[getter],) if arity == 1 else getter(kwargs)
+    _, _, mode, getter, _ = step
+    return () if mode == 0 else (kwargs[getter],) if mode == 1 else getter(kwargs)
 
 
 @attrs.frozen
@@ -251,12 +280,12 @@ class Dispatcher:
         stamps = [perf_counter()]
         marks: Marks = {}
         try:
-            for plugin, function, arity, getter, is_async in plan.steps:
+            for plugin, function, mode, getter, is_async in plan.steps:
                 try:
-                    if arity == 1:
+                    if mode == 1:
                         result = function(kwargs[getter])
                     else:
-                        result = function(*getter(kwargs)) if arity else function()
+                        result = function(*getter(kwargs)) if mode else function()
                     if is_async:
                         result = await result
                 except Exception as exc:

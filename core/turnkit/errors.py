@@ -73,3 +73,19 @@ class NoResolutionError(TurnkitError):
         self.tried = tried
         who = ", ".join(tried) if tried else "no implementation is registered"
         super().__init__(f"resolve {point!r} got no answer (tried: {who})")
+
+
+class StoreError(TurnkitError):
+    """The session store refused an operation (unknown id, a newer schema, a broken database)."""
+
+
+class SessionError(TurnkitError):
+    """A session action is not possible (unknown or closed session, not a child, a denied fork)."""
+
+
+class UnknownActionError(TurnkitError):
+    """``invoke`` named a service or action that does not exist."""
+
+
+class UnknownAgentError(TurnkitError):
+    """``send_to_agent`` named an agent that never used this store."""

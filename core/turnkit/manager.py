@@ -216,6 +216,11 @@ class PluginManager:
             self.add_hookspecs(specs, owner=f"service {name!r}")
         return self._register(service, record)
 
+    def services(self) -> dict[str, Any]:
+        """The loaded service objects by their ``name`` (how their actions are addressed)."""
+        loaded = (self.pm.get_plugin(n) for n, r in self.records.items() if r.group == SERVICES_GROUP)
+        return {service.name: service for service in loaded if service is not None}
+
     def register(self, plugin: object, name: str | None = None, *, distribution: str | None = None) -> str:
         """Register a plugin object (a module or an instance) and validate its hooks.
 

@@ -91,11 +91,16 @@ class PipelineRules:
 
 
 class ResolveRules:
-    """The first non-``None`` answer wins; none at all is an error naming the point."""
+    """The first non-``None`` answer of the declared type wins; none at all is an error naming the point."""
 
     def answered(
         self, plan: Plan, kwargs: dict[str, Any], plugin: str, result: Any, marks: Marks, index: int
     ) -> tuple[bool, Any]:
+        expected = plan.kind.value_type
+        if expected is not None and not isinstance(result, expected):
+            problem = f"returned {type(result).__name__}, expected {expected.__name__} or None"
+            marks[index] = ("error", problem)
+            raise ResolveError(plan.point, plugin, problem)
         marks[index] = ("value", None)
         return True, result
 

@@ -105,3 +105,36 @@ def expand(batch: Batch) -> Iterator[TraceRecord]:
         outcome, error = marks.get(index, ("ok", None))
         duration = stamps[index + 1] - stamps[index]
         yield TraceRecord(scope, point, kind, plugins[index], duration, outcome, error)
+
+
+class TurnTraceSink:
+    """Holds the calls made within turns until the orchestrator stores them.
+
+    The orchestrator takes what is pending in the same transaction that ends
+    a turn (so a turn's trace costs no extra write); effects finish after
+    that commit and are stored with the next turn's, or when the agent
+    stops. Calls outside any turn (no ``trace_scope``) are not kept. At most
+    ``maxlen`` dispatches wait; older ones fall off, keeping memory bounded
+    if nothing is ever taken.
+    """
+
+    def __init__(self, maxlen: int = 100_000) -> None:
+        self._batches: deque[Batch] = deque(maxlen=maxlen)
+
+    def record(
+        self,
+        scope: str | None,
+        point: str,
+        kind: Kind,
+        plugins: Sequence[str],
+        stamps: Sequence[float],
+        marks: Marks,
+    ) -> None:
+        """Keep one dispatch's calls if they belong to a turn."""
+        if scope is not None:
+            self._batches.append((scope, point, kind, plugins, stamps, marks))
+
+    def take(self) -> list[TraceRecord]:
+        """Everything pending, as records, leaving nothing pending."""
+        batches, self._batches = self._batches, deque(maxlen=self._batches.maxlen)
+        return [record for batch in batches for record in expand(batch)]

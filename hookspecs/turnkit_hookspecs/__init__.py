@@ -11,11 +11,12 @@ The contract is versioned on its own (semver); pin it as
 from importlib.metadata import PackageNotFoundError, version
 
 from . import session_points, turn_points
-from .context import Dispatch, ExecutionContext, SessionExtensionContext
+from .context import Dispatch, ExecutionContext, SessionAccess, SessionExtensionContext
 from .convert import PayloadError, converter, from_json, structure, to_json, unstructure
 from .kinds import Kind, PointKind, effect, guard, kind_of, pipeline, resolve
 from .markers import PROJECT_NAME, hookimpl, hookspec
 from .model import (
+    ActionResult,
     AttachmentBlock,
     Base64Source,
     Block,
@@ -34,9 +35,10 @@ from .model import (
     ToolOutputBlock,
     ToolSpec,
     TurnInfo,
+    TurnResult,
     UrlSource,
 )
-from .service import Service
+from .service import ActionSpec, Service, action, actions_of
 
 #: The modules declaring the runtime's own extension points.
 CORE_HOOKSPECS = (turn_points, session_points)
@@ -49,6 +51,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "CORE_HOOKSPECS",
     "PROJECT_NAME",
+    "ActionResult",
+    "ActionSpec",
     "AttachmentBlock",
     "Base64Source",
     "Block",
@@ -66,6 +70,7 @@ __all__ = [
     "Prompt",
     "ReasoningBlock",
     "Service",
+    "SessionAccess",
     "SessionExtensionContext",
     "SessionInfo",
     "Source",
@@ -74,8 +79,11 @@ __all__ = [
     "ToolOutputBlock",
     "ToolSpec",
     "TurnInfo",
+    "TurnResult",
     "UrlSource",
     "__version__",
+    "action",
+    "actions_of",
     "converter",
     "effect",
     "from_json",

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .model import ContextWindowState, Deny, ForkOptions, Message, SessionInfo
+from .model import ActionResult, ContextWindowState, Deny, ForkOptions, Initiator, Message, SessionInfo, TurnResult
 
 
 @runtime_checkable
@@ -83,6 +83,43 @@ class SessionExtensionContext(Protocol):
 
 
 @runtime_checkable
+class SessionAccess(Protocol):
+    """How services reach sessions (``context.session``); the runtime owns them.
+
+    A turn started here runs through the orchestrator like any other: the
+    message is stored first, turns of one session run one at a time in FIFO
+    order, and every point fires.
+    """
+
+    async def open(
+        self, session_id: str | None = None, *, kind: str = "chat", metadata: Mapping[str, Any] | None = None
+    ) -> SessionInfo:
+        """Return session ``session_id``, creating it (of ``kind``) if absent or if no id is given."""
+
+    async def get(self, session_id: str) -> SessionInfo | None:
+        """The session, or ``None`` when there is no such session."""
+
+    async def list_sessions(self, kind: str | None = None) -> Sequence[SessionInfo]:
+        """This agent's sessions, most recently active first."""
+
+    async def turn(
+        self,
+        session_id: str,
+        message: Message,
+        *,
+        initiator: Initiator = "user",
+        initiator_id: str | None = None,
+    ) -> TurnResult:
+        """Run one turn with ``message`` (queued behind earlier ones) and return how it ended."""
+
+    async def history(self, session_id: str) -> Sequence[Message]:
+        """Every message of the session in order, compressed ones included."""
+
+    async def extension(self, session_id: str, extension_id: str) -> SessionExtensionContext:
+        """Act on a session as ``extension_id`` (fork, merge …), audited under that id."""
+
+
+@runtime_checkable
 class ExecutionContext(Protocol):
     """The capability surface handed to services (DESIGN §1)."""
 
@@ -99,12 +136,16 @@ class ExecutionContext(Protocol):
         """The agent's logger."""
 
     @property
-    def session(self) -> Any:
-        """The session store view services reach sessions through."""
+    def session(self) -> SessionAccess:
+        """How services reach sessions: open, run a turn, read history."""
 
     @property
     def plugins(self) -> Dispatch:
         """Dispatch of the four extension point kinds."""
 
-    async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> Any:
-        """Call ``service.action`` with ``payload``; errors come back as results."""
+    async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:
+        """Call ``service.action`` with ``payload`` as keyword arguments.
+
+        An unknown service or action raises; an exception inside the action
+        comes back as an ``ActionResult`` with ``ok=False``.
+        """

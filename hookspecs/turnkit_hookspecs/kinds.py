@@ -45,7 +45,7 @@ class PointKind:
     """What the runtime needs to know about a point beyond its signature.
 
     ``value`` names the argument a pipeline threads through and ``value_type``
-    the type every non-``None`` return must have; ``timeout`` is an effect's
+    the type every non-``None`` return of a pipeline or resolve must have; ``timeout`` is an effect's
     default per-implementation timeout in seconds (config may override it).
     """
 
@@ -73,8 +73,19 @@ def guard(function: F) -> F:
 
 
 def resolve(function: F) -> F:
-    """Declare a resolve point: the first implementation returning non-``None`` wins."""
-    return _declare(function, PointKind(Kind.RESOLVE))
+    """Declare a resolve point: the first implementation returning non-``None`` wins.
+
+    When the return annotation is ``X | None`` for a class ``X``, an answer
+    that is not an ``X`` fails the point, naming the plugin.
+    """
+    return _declare(function, PointKind(Kind.RESOLVE, value_type=_answer_type(function)))
+
+
+def _answer_type(function: Callable[..., Any]) -> type | None:
+    annotation = typing.get_type_hints(function).get("return")
+    options = [a for a in typing.get_args(annotation) if a is not type(None)]
+    answer = typing.get_origin(options[0]) or options[0] if len(options) == 1 else None
+    return answer if isinstance(answer, type) else None
 
 
 def effect(function: F | None = None, *, timeout: float | None = None) -> Any:

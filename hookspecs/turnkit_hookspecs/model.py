@@ -17,6 +17,8 @@ from attrs import field, frozen
 Role: TypeAlias = Literal["user", "assistant", "system", "tool"]
 Initiator: TypeAlias = Literal["user", "extension", "system", "agent"]
 Level: TypeAlias = Literal["ok", "warn", "critical"]
+#: ``queued``: accepted and stored, waiting for the session's earlier turns.
+TurnStatus: TypeAlias = Literal["queued", "running", "completed", "denied", "failed", "interrupted"]
 
 
 def _tuple(value: Any) -> tuple[Any, ...]:
@@ -236,7 +238,7 @@ class TurnInfo:
     number: int
     initiator: Initiator
     initiator_id: str | None = None
-    status: Literal["running", "completed", "denied", "failed", "interrupted"] = "running"
+    status: TurnStatus = "running"
     error: str | None = None
 
 
@@ -253,7 +255,39 @@ class SessionInfo:
     metadata: dict[str, Any] = field(factory=dict, converter=_dict_copy, hash=False)
 
 
+@frozen
+class TurnResult:
+    """How a turn ended, as the caller of ``context.session.turn`` sees it.
+
+    ``reply`` is set for a completed turn, ``deny`` for a denied one;
+    ``turn.error`` says why a turn failed or was interrupted.
+    """
+
+    turn: TurnInfo
+    reply: Message | None = None
+    deny: Deny | None = None
+
+
+# ---------------------------------------------------------------- actions
+
+
+@frozen
+class ActionResult:
+    """What ``context.invoke("service.action", payload)`` returns.
+
+    An exception inside the action does not propagate to the caller: it comes
+    back here with ``ok=False`` and ``error`` naming the action and the
+    exception, so one failing action never takes the host down.
+    """
+
+    action: str
+    ok: bool
+    value: Any = None
+    error: str | None = None
+
+
 __all__ = [
+    "ActionResult",
     "AttachmentBlock",
     "Base64Source",
     "Block",
@@ -275,5 +309,7 @@ __all__ = [
     "ToolOutputBlock",
     "ToolSpec",
     "TurnInfo",
+    "TurnResult",
+    "TurnStatus",
     "UrlSource",
 ]

@@ -1,12 +1,136 @@
-"""What a service distribution registers under the ``turnkit.services`` group."""
+"""What a service distribution registers under the ``turnkit.services`` group.
+
+A service is a class deriving from :class:`Service`. Its *actions* are the
+methods marked with :func:`action`; the runtime addresses them as
+``"<service>.<action>"`` (``context.invoke("shell.exec", {"argv": [...]})``)
+and offers those marked ``tool=True`` to the model.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar, overload
+
+from attrs import field, frozen
 
 from .context import ExecutionContext
+from .model import ToolSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_ACTION_ATTRIBUTE = "__turnkit_action__"
+
+#: JSON-schema types for the annotations a tool's arguments commonly have.
+_JSON_TYPES: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    tuple: "array",
+    dict: "object",
+}
+
+
+@frozen
+class ActionSpec:
+    """How an action is addressed and, when it is a tool, described to the model."""
+
+    name: str
+    description: str
+    tool: bool = False
+    parameters: dict[str, Any] | None = field(default=None, hash=False)
+
+    def tool_spec(self, service: str) -> ToolSpec:
+        """The :class:`ToolSpec` the model sees for this action of ``service``."""
+        return ToolSpec(f"{service}.{self.name}", self.description, self.parameters or {"type": "object"})
+
+
+@overload
+def action(function: F, /) -> F: ...
+@overload
+def action(
+    *,
+    name: str | None = None,
+    tool: bool = False,
+    description: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> Callable[[F], F]: ...
+def action(
+    function: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    tool: bool = False,
+    description: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> Any:
+    """Mark a service method as an action, called with the payload as keyword arguments.
+
+    ``tool=True`` also offers it to the model; its JSON schema is
+    ``parameters``, or is derived from the signature (``str`` → ``string``,
+    ``int`` → ``integer`` …; parameters without a default are required). The
+    description defaults to the docstring's first line.
+
+    Example::
+
+        class NotesService(Service):
+            name = "notes"
+
+            @action(tool=True)
+            async def add(self, text: str) -> int:
+                \"\"\"Store a note and return its number.\"\"\"
+    """
+
+    def mark(function: F) -> F:
+        doc = inspect.getdoc(function) or ""
+        spec = ActionSpec(
+            name=name or function.__name__,
+            description=description if description is not None else doc.split("\n", 1)[0],
+            tool=tool,
+            parameters=dict(parameters) if parameters is not None else _schema(function) if tool else None,
+        )
+        setattr(function, _ACTION_ATTRIBUTE, spec)
+        return function
+
+    return mark(function) if function is not None else mark
+
+
+def actions_of(service: object) -> dict[str, tuple[ActionSpec, Callable[..., Any]]]:
+    """The actions of a service object: name → (spec, bound method)."""
+    found = {}
+    for attribute in dir(type(service)):
+        spec = getattr(getattr(type(service), attribute, None), _ACTION_ATTRIBUTE, None)
+        if isinstance(spec, ActionSpec):
+            found[spec.name] = (spec, getattr(service, attribute))
+    return found
+
+
+def _schema(function: Callable[..., Any]) -> dict[str, Any]:
+    """A JSON schema for the keyword arguments of ``function``."""
+    hints = typing.get_type_hints(function)
+    properties: dict[str, Any] = {}
+    required = []
+    for parameter in list(inspect.signature(function).parameters.values())[1:]:  # skip self
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        properties[parameter.name] = _json_type(hints.get(parameter.name))
+        if parameter.default is parameter.empty:
+            required.append(parameter.name)
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def _json_type(annotation: Any) -> dict[str, Any]:
+    origin = typing.get_origin(annotation) or annotation
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _json_type(options[0]) if len(options) == 1 else {}
+    json_type = _JSON_TYPES.get(origin)
+    return {"type": json_type} if json_type else {}
 
 
 class Service:

@@ -624,7 +624,7 @@ def test_kind_of_reads_what_the_decorator_recorded() -> None:
         """Doc."""
 
     assert kind_of(a_guard) == PointKind(Kind.GUARD)
-    assert kind_of(a_resolve) == PointKind(Kind.RESOLVE)
+    assert kind_of(a_resolve) == PointKind(Kind.RESOLVE, value_type=Message)
     assert kind_of(an_effect) == PointKind(Kind.EFFECT, timeout=None)
     assert kind_of(a_slow_effect) == PointKind(Kind.EFFECT, timeout=2.5)
     assert kind_of(a_pipeline) == PointKind(Kind.PIPELINE, value="message", value_type=Message)

@@ -1,0 +1,106 @@
+"""Service actions: ``invoke("service.action", payload)`` and the tools offered to the model.
+
+Actions are the methods a service marks with ``@action``
+(:func:`turnkit_hookspecs.action`). An unknown service or action is the
+caller's mistake and raises; anything going wrong *inside* an action
+(including a payload that does not fit its signature) comes back as an
+:class:`~turnkit_hookspecs.ActionResult` with ``ok=False``, so one failing
+action never takes the host down.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from turnkit_hookspecs import ActionResult, ActionSpec, ToolCallBlock, ToolOutputBlock, ToolSpec, actions_of
+
+from .errors import UnknownActionError
+
+log = logging.getLogger("turnkit.actions")
+
+
+class ActionRegistry:
+    """The actions of the running services, by ``service.action`` name."""
+
+    def __init__(self) -> None:
+        self._actions: dict[str, tuple[ActionSpec, Callable[..., Any]]] = {}
+        self._tools: tuple[ToolSpec, ...] = ()
+
+    def add_service(self, service: Any) -> None:
+        """Offer the actions of a started service."""
+        for name, (spec, method) in actions_of(service).items():
+            self._actions[f"{service.name}.{name}"] = (spec, method)
+        self._tools = tuple(
+            spec.tool_spec(qualified.split(".", 1)[0])
+            for qualified, (spec, _) in sorted(self._actions.items())
+            if spec.tool
+        )
+
+    def remove_service(self, name: str) -> None:
+        """Withdraw the actions of a stopped service."""
+        self._actions = {k: v for k, v in self._actions.items() if not k.startswith(name + ".")}
+        self._tools = tuple(t for t in self._tools if not t.name.startswith(name + "."))
+
+    def names(self) -> list[str]:
+        """Every ``service.action`` name, sorted."""
+        return sorted(self._actions)
+
+    @property
+    def tools(self) -> tuple[ToolSpec, ...]:
+        """The actions offered to the model as tools."""
+        return self._tools
+
+    async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:
+        """Run ``action`` with ``payload`` as keyword arguments."""
+        spec, method = self._lookup(action)
+        arguments = dict(payload or {})
+        try:
+            inspect.signature(method).bind(**arguments)
+        except TypeError as exc:
+            return ActionResult(action, ok=False, error=f"{action}: bad payload: {exc}")
+        try:
+            value = method(**arguments)
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as exc:
+            log.warning("action %s raised %r", action, exc, exc_info=exc)
+            return ActionResult(action, ok=False, error=f"{action} raised {type(exc).__name__}: {exc}")
+        return ActionResult(action, ok=True, value=value)
+
+    async def run_tool(self, call: ToolCallBlock) -> ToolOutputBlock:
+        """Run a model's tool call; an unknown tool is reported to the model, not raised."""
+        if call.name not in self._actions or not self._actions[call.name][0].tool:
+            return ToolOutputBlock(call.tool_call_id, f"unknown tool {call.name!r}", is_error=True)
+        result = await self.invoke(call.name, call.args)
+        if not result.ok:
+            return ToolOutputBlock(call.tool_call_id, result.error or "failed", is_error=True)
+        return ToolOutputBlock(call.tool_call_id, render(result.value))
+
+    def _lookup(self, action: str) -> tuple[ActionSpec, Callable[..., Any]]:
+        found = self._actions.get(action)
+        if found is not None:
+            return found
+        service = action.split(".", 1)[0]
+        if "." not in action or not any(name.startswith(service + ".") for name in self._actions):
+            services = sorted({name.split(".", 1)[0] for name in self._actions})
+            raise UnknownActionError(
+                f"unknown service in {action!r} (running services with actions: {', '.join(services) or 'none'})"
+            )
+        close = difflib.get_close_matches(action, list(self._actions), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownActionError(f"service {service!r} has no action {action.split('.', 1)[1]!r}{hint}")
+
+
+def render(value: Any) -> str:
+    """A tool's return value as the text the model reads (JSON unless it is a string)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)

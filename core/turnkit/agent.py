@@ -1,0 +1,269 @@
+"""The agent: the host object owning config, env, logger, store, plugins and services.
+
+``async with Agent(config) as agent`` loads the configuration, discovers and
+registers services and plugins (refusing to start without a required one),
+opens the session store, starts the services in order (an optional one that
+fails is reported and left out), and recovers what a crash interrupted.
+Leaving the block stops everything in reverse. Scripts without an event
+loop use :class:`turnkit.sync.SyncAgent`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from turnkit_hookspecs import ActionResult, Initiator, Message, SessionInfo, TurnResult
+
+from .actions import ActionRegistry
+from .config import Config, load_config
+from .defaults import DEFAULTS_NAME, Defaults
+from .errors import TurnkitError
+from .extension import ExtensionContext
+from .manager import PluginManager
+from .orchestrator import SessionOrchestrator
+from .store import Store, open_store
+from .tracing import TurnTraceSink
+
+ConfigSource = Config | str | os.PathLike[str] | None
+
+
+class Agent:
+    """Hosts sessions; see the module docstring for its lifecycle."""
+
+    def __init__(
+        self,
+        config: ConfigSource = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        manager: PluginManager | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        """``config`` is a :class:`Config`, a TOML file path, or ``None`` (``$TURNKIT_CONFIG``
+        or ``./turnkit.toml``). ``manager`` replaces discovery (tests, embedding)."""
+        self.env: Mapping[str, str] = dict(os.environ if env is None else env)
+        self.config = config if isinstance(config, Config) else load_config(config, self.env)
+        self.id = self.config.agent.id
+        self.logger = logger or logging.getLogger(f"turnkit.agent.{self.id}")
+        self.logger.setLevel(self.config.agent.log_level)
+        self._given_manager = manager
+        self.traces = TurnTraceSink()
+        self.actions = ActionRegistry()
+        self.context = AgentContext(self)
+        #: Services that started, in start order.
+        self.services: dict[str, Any] = {}
+        #: Services that failed to start: name → error.
+        self.service_errors: dict[str, str] = {}
+        self._manager: PluginManager | None = None
+        self._store: Store | None = None
+        self._orchestrator: SessionOrchestrator | None = None
+
+    # ------------------------------------------------------------------ parts
+
+    @property
+    def manager(self) -> PluginManager:
+        """The plugin manager (available once started)."""
+        return self._started(self._manager)
+
+    @property
+    def store(self) -> Store:
+        """The session store (available once started)."""
+        return self._started(self._store)
+
+    @property
+    def orchestrator(self) -> SessionOrchestrator:
+        """The orchestrator running this agent's turns (available once started)."""
+        return self._started(self._orchestrator)
+
+    @property
+    def sessions(self) -> SessionsView:
+        """Open sessions, run turns, read history (what services get as ``context.session``)."""
+        return self.context.session
+
+    def _started(self, part: Any) -> Any:
+        if part is None:
+            raise TurnkitError("the agent is not started: use 'async with Agent(...)' or 'await agent.start()'")
+        return part
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Agent:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Load plugins, open the store, start services, recover and resume turns."""
+        manager = self._given_manager
+        if manager is None:
+            manager = PluginManager.load(self.config, self.env, self.traces, strict=True)
+        else:
+            manager.dispatch.trace = self.traces
+        if DEFAULTS_NAME not in manager.records:
+            manager.register(Defaults(self.config.model), DEFAULTS_NAME)
+        self._manager = manager
+        self._store = await open_store(self.config.store, self.config.base_dir)
+        try:
+            await self._start_services(manager)
+            self._orchestrator = SessionOrchestrator(
+                self.id, self._store, manager, self.config, self.actions, self.traces, self.logger
+            )
+            await self._orchestrator.start()
+        except BaseException:
+            await self._stop_services()
+            await self._store.close()
+            raise
+
+    async def stop(self) -> None:
+        """Stop in reverse: turns, effects, services, store. Safe to call twice."""
+        if self._store is None:
+            return
+        try:
+            if self._orchestrator is not None:
+                await self._orchestrator.stop()
+            if self._manager is not None:
+                await self._manager.dispatch.aclose()
+            if self._orchestrator is not None:
+                await self._orchestrator.flush_traces()
+            await self._stop_services()
+        finally:
+            await self._store.close()
+            self._store = self._orchestrator = None
+
+    def _start_order(self, manager: PluginManager) -> list[tuple[str, Any]]:
+        available = manager.services()
+        wanted = self.config.services
+        named = [n for n in wanted.order if n in available]
+        rest = sorted(n for n in available if n not in named)
+        return [(n, available[n]) for n in named + rest if n not in wanted.disabled]
+
+    async def _start_services(self, manager: PluginManager) -> None:
+        for name, service in self._start_order(manager):
+            try:
+                await service.start(self.context)
+            except Exception as exc:
+                if name in self.config.services.required:
+                    raise TurnkitError(f"required service {name!r} failed to start: {exc!r}") from exc
+                self.service_errors[name] = f"{type(exc).__name__}: {exc}"
+                self.logger.error("service %s failed to start and is left out: %r", name, exc)
+                continue
+            self.services[name] = service
+            self.actions.add_service(service)
+
+    async def _stop_services(self) -> None:
+        for name, service in reversed(list(self.services.items())):
+            self.actions.remove_service(name)
+            try:
+                await service.stop()
+            except Exception:
+                self.logger.exception("service %s failed to stop", name)
+        self.services.clear()
+
+    # ------------------------------------------------------------------ conveniences
+
+    async def send(
+        self,
+        message: str | Message,
+        session_id: str | None = None,
+        *,
+        initiator: Initiator = "user",
+        initiator_id: str | None = None,
+    ) -> TurnResult:
+        """Run one turn in ``session_id`` (created if absent, new if ``None``) and return its result."""
+        if isinstance(message, str):
+            message = Message.of("user", message)
+        session = await self.sessions.open(session_id)
+        return await self.sessions.turn(session.session_id, message, initiator=initiator, initiator_id=initiator_id)
+
+    async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:
+        """Call ``service.action`` (see :meth:`AgentContext.invoke`)."""
+        return await self.context.invoke(action, payload)
+
+
+class SessionsView:
+    """``context.session``: how services and applications reach sessions."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    async def open(
+        self, session_id: str | None = None, *, kind: str = "chat", metadata: Mapping[str, Any] | None = None
+    ) -> SessionInfo:
+        """Return session ``session_id``, creating it (of ``kind``) if absent or if no id is given."""
+        record = await self._agent.orchestrator.open_session(session_id, kind, dict(metadata or {}))
+        return record.info
+
+    async def get(self, session_id: str) -> SessionInfo | None:
+        """The session, or ``None`` when there is no such session."""
+        record = await self._agent.store.get_session(session_id)
+        return record.info if record else None
+
+    async def list_sessions(self, kind: str | None = None) -> Sequence[SessionInfo]:
+        """This agent's sessions, most recently active first."""
+        return [r.info for r in await self._agent.store.list_sessions(self._agent.id, kind)]
+
+    async def turn(
+        self,
+        session_id: str,
+        message: Message,
+        *,
+        initiator: Initiator = "user",
+        initiator_id: str | None = None,
+    ) -> TurnResult:
+        """Run one turn with ``message`` (queued behind earlier ones) and return how it ended."""
+        return await self._agent.orchestrator.submit(session_id, message, initiator, initiator_id)
+
+    async def history(self, session_id: str) -> Sequence[Message]:
+        """Every message of the session in order, compressed ones included."""
+        return [m.message for m in await self._agent.store.messages(session_id)]
+
+    async def extension(self, session_id: str, extension_id: str) -> ExtensionContext:
+        """Act on a session as ``extension_id`` (fork, merge …), audited under that id."""
+        return await self._agent.orchestrator.extension(session_id, extension_id)
+
+
+class AgentContext:
+    """The ExecutionContext handed to services: a view of the agent, never a second host."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+        self._sessions = SessionsView(agent)
+
+    @property
+    def config(self) -> Config:
+        """The agent's structured configuration."""
+        return self._agent.config
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The environment the agent was started with."""
+        return self._agent.env
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The agent's logger."""
+        return self._agent.logger
+
+    @property
+    def session(self) -> SessionsView:
+        """How services reach sessions."""
+        return self._sessions
+
+    @property
+    def plugins(self) -> Any:
+        """Dispatch of the four kinds (``await context.plugins.guard("point", ...)``)."""
+        return self._agent.manager.dispatch
+
+    async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:
+        """Call ``service.action`` with ``payload`` as keyword arguments.
+
+        An unknown service or action raises
+        :class:`~turnkit.errors.UnknownActionError`; an exception inside the
+        action comes back as ``ActionResult(ok=False, error=...)``.
+        """
+        return await self._agent.actions.invoke(action, payload)
+

@@ -1,0 +1,116 @@
+"""The runtime's built-in answers to resolve points, registered last (``trylast``).
+
+They make an agent run with no plugin at all, offline:
+
+* ``turn_reply`` — the echo/scripted model: it answers with the configured
+  ``[model] script`` steps in order (a text or a tool call each), then
+  echoes the last message it was asked about;
+* ``session_compress`` — an extractive summary: the first sentence of each
+  message, role-labelled, up to a length budget;
+* ``session_token_count`` — about four characters per token, plus a small
+  per-message overhead (the usual rule of thumb for English text).
+
+Any plugin answering these points comes first; these only answer when
+nobody else did.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+
+from turnkit_hookspecs import Message, Prompt, TextBlock, ToolCallBlock, ToolOutputBlock, hookimpl
+
+from .config import ModelConfig, ScriptStep
+
+#: Registered under this name; ``turnkit hooks`` shows it.
+DEFAULTS_NAME = "turnkit-defaults"
+
+_SENTENCE = re.compile(r"(.+?[.!?])(\s|$)", re.S)
+#: Tokens charged per message for role and framing, on top of its text.
+MESSAGE_OVERHEAD = 4
+#: Tokens charged for a block that is not text (an image, a document …).
+BLOCK_COST = 64
+
+
+class Defaults:
+    """The built-in model, summarizer and token counter of one agent."""
+
+    def __init__(self, model: ModelConfig | None = None, summary_chars: int = 2000) -> None:
+        self._script: Iterator[ScriptStep] = iter((model or ModelConfig()).script)
+        self._summary_chars = summary_chars
+
+    @hookimpl(trylast=True)
+    def turn_reply(self, prompt: Prompt) -> Message:
+        """The next scripted step, or an echo of the last message."""
+        step = next(self._script, None)
+        if step is not None and step.tool is not None:
+            call = ToolCallBlock(f"call-{uuid.uuid4().hex[:12]}", step.tool, dict(step.args))
+            return Message("assistant", (call,), author="echo")
+        if step is not None:
+            return Message.of("assistant", step.text or "", author="echo")
+        return Message.of("assistant", echo(prompt.messages), author="echo")
+
+    @hookimpl(trylast=True)
+    def session_compress(self, messages: Sequence[Message]) -> str:
+        """An extractive summary of ``messages``."""
+        lines = [f"{m.role}: {first_sentence(m.text)}" for m in messages if m.text.strip()]
+        return "Summary of earlier conversation:\n" + "\n".join(_budget(lines, self._summary_chars))
+
+    @hookimpl(trylast=True)
+    def session_token_count(self, messages: Sequence[Message]) -> int:
+        """About four characters per token."""
+        return sum(count_tokens(message) for message in messages)
+
+
+def echo(messages: Sequence[Message]) -> str:
+    """What the echo model says: the last message's text, or the tool outputs it was given."""
+    if not messages:
+        return ""
+    last = messages[-1]
+    outputs = [b for b in last.blocks if isinstance(b, ToolOutputBlock)]
+    if outputs:
+        return "\n".join(("error: " if b.is_error else "") + b.output for b in outputs)
+    return last.text
+
+
+def count_tokens(message: Message) -> int:
+    """The heuristic token count of one message."""
+    tokens = MESSAGE_OVERHEAD
+    for block in message.blocks:
+        if isinstance(block, TextBlock):
+            tokens += (len(block.text) + 3) // 4
+        elif isinstance(block, ToolOutputBlock):
+            tokens += (len(block.output) + 3) // 4
+        else:
+            tokens += BLOCK_COST
+    return tokens
+
+
+def first_sentence(text: str, limit: int = 200) -> str:
+    """The first sentence of ``text`` on one line, cut at ``limit`` characters."""
+    flat = " ".join(text.split())
+    match = _SENTENCE.match(flat)
+    sentence = match.group(1) if match else flat
+    return sentence if len(sentence) <= limit else sentence[: limit - 1] + "…"
+
+
+def _budget(lines: list[str], chars: int) -> list[str]:
+    """``lines`` within ``chars``: when too long, the oldest and the newest half-budgets, with a gap marker."""
+    if sum(len(line) + 1 for line in lines) <= chars:
+        return lines
+    head = _within(lines, chars // 2)
+    tail = _within(lines[::-1], chars // 2)[::-1]
+    skipped = len(lines) - len(head) - len(tail)
+    return [*head, f"… ({skipped} more messages)", *tail]
+
+
+def _within(lines: list[str], chars: int) -> list[str]:
+    kept, used = [], 0
+    for line in lines:
+        used += len(line) + 1
+        if used > chars:
+            break
+        kept.append(line)
+    return kept

@@ -1,0 +1,247 @@
+"""The runtime's SessionExtensionContext: what a plugin may do to a session.
+
+Every action goes through the orchestrator and its store, fires its points
+(a guard before, an effect after the change is committed, a resolve where a
+value is needed) and is written to the audit trail under the acting
+extension's id. Each plugin gets its own view: the dispatcher hands
+``SessionContexts.for_plugin(name)`` to an implementation taking ``ctx``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+from turnkit_hookspecs import ContextWindowState, ForkOptions, Message, SessionInfo
+
+from .dispatch import ContextSource
+from .errors import SessionError, UnknownAgentError
+from .ids import new_id
+from .prompting import COVERS, context_message, visible
+
+if TYPE_CHECKING:
+    from .orchestrator import SessionOrchestrator
+    from .store import SessionRecord
+
+T = TypeVar("T")
+
+
+class SessionContexts(ContextSource):
+    """The ``ctx`` of one dispatch: a view per plugin, made on first use."""
+
+    __slots__ = ("_orchestrator", "_views", "session", "turn_id")
+
+    def __init__(self, orchestrator: SessionOrchestrator, session: SessionInfo, turn_id: str | None) -> None:
+        self._orchestrator = orchestrator
+        self.session = session
+        self.turn_id = turn_id
+        self._views: dict[str, ExtensionContext] = {}
+
+    def for_plugin(self, plugin: str) -> ExtensionContext:
+        """The view ``plugin`` acts through (audited under its name)."""
+        view = self._views.get(plugin)
+        if view is None:
+            view = self._views[plugin] = ExtensionContext(self._orchestrator, self.session, self.turn_id, plugin)
+        return view
+
+
+class ExtensionContext:
+    """One extension's handle on one session (implements ``SessionExtensionContext``)."""
+
+    def __init__(
+        self, orchestrator: SessionOrchestrator, session: SessionInfo, turn_id: str | None, extension_id: str
+    ) -> None:
+        self._o = orchestrator
+        self._session = session
+        self._turn_id = turn_id
+        self._extension_id = extension_id
+
+    def __repr__(self) -> str:
+        return f"<ExtensionContext {self._extension_id} on session {self._session.session_id}>"
+
+    @property
+    def extension_id(self) -> str:
+        """The plugin (or service) acting through this context."""
+        return self._extension_id
+
+    @property
+    def session_id(self) -> str:
+        """The session the point fires for."""
+        return self._session.session_id
+
+    @property
+    def turn_id(self) -> str | None:
+        """The running turn, or ``None`` outside a turn."""
+        return self._turn_id
+
+    @property
+    def parent_session_id(self) -> str | None:
+        """The session this one was forked from, if any."""
+        return self._session.parent_session_id
+
+    # ------------------------------------------------------------------ helpers
+
+    def _contexts(self, session: SessionInfo | None = None) -> SessionContexts:
+        return SessionContexts(self._o, session or self._session, self._turn_id)
+
+    async def _audit(self, action: str, detail: dict[str, Any] | None = None) -> None:
+        await self._o.store.audit(self.session_id, self._extension_id, action, detail or {}, self._turn_id)
+
+    async def _child(self, child_id: str) -> SessionRecord:
+        record: SessionRecord | None = await self._o.session(_require(child_id, str, "child_id"), missing_ok=True)
+        if record is None or record.info.parent_session_id != self.session_id:
+            raise SessionError(f"session {child_id!r} is not a child of session {self.session_id!r}")
+        if record.info.status != "active":
+            raise SessionError(f"child session {child_id!r} is already {record.info.status}")
+        return record
+
+    # ------------------------------------------------------------------ actions
+
+    async def contribute_context(self, key: str, value: str) -> None:
+        """Add ``key: value`` to the next turn's prompt of this session (then consumed)."""
+        _require(key, str, "key")
+        _require(value, str, "value")
+        await self._o.store.add_context(self.session_id, key, value, self._extension_id, self._turn_id)
+        await self._audit("contribute_context", {"key": key, "chars": len(value)})
+        await self._o.dispatch.effect("session_context_contributed", ctx=self._contexts(), key=key, value=value)
+
+    async def fork(self, options: ForkOptions | None = None) -> str:
+        """Create a child session seeing this history up to now; return its id.
+
+        ``session_fork`` guards it (a deny raises :class:`SessionError`); the
+        child inherits the pending contributed context unless told not to;
+        an ``initial_message`` starts the child's first turn (initiator
+        ``extension``) without waiting for it.
+        """
+        options = _require(options if options is not None else ForkOptions(), ForkOptions, "options")
+        contexts = self._contexts()
+        deny = await self._o.dispatch.guard("session_fork", ctx=contexts, options=options)
+        if deny is not None:
+            await self._audit("fork_denied", {"reason": options.reason, "denied_by": deny.plugin})
+            raise SessionError(f"fork of session {self.session_id!r} denied by {deny.plugin}: {deny.reason}")
+        store = self._o.store
+        parent = await self._o.session(self.session_id)
+        child = SessionInfo(
+            session_id=new_id(),
+            kind=parent.info.kind,
+            parent_session_id=self.session_id,
+            root_session_id=parent.info.root_session_id or self.session_id,
+            fork_point=await store.last_message_id(self.session_id),
+            metadata={**options.metadata, "fork_reason": options.reason, "forked_by": self._extension_id},
+        )
+        await self._o.create_child(parent, child)
+        if options.inherit_context:
+            for item in await store.pending_context(self.session_id):
+                await store.add_context(child.session_id, item.key, item.value, item.extension_id, None)
+        await self._audit(
+            "fork", {"child": child.session_id, "reason": options.reason, "fork_point": child.fork_point}
+        )
+        await self._o.dispatch.effect("session_forked", ctx=contexts, child=child, options=options)
+        if options.initial_message is not None:
+            await self._o.enqueue(child.session_id, options.initial_message, "extension", self._extension_id)
+        return child.session_id
+
+    async def merge(self, child_id: str, summary: str | None = None) -> Message:
+        """Close a child, appending its summary (given, or resolved) to this history.
+
+        Waits for the child's queued turns first, so that a fork with an
+        initial message followed by a merge brings back the child's answer.
+        """
+        child = await self._child(child_id)
+        contexts = self._contexts()
+        await self._o.settle(child_id)
+        if summary is None:
+            history = [m.message for m in await self._o.store.messages(child_id)]
+            summary = await self._o.dispatch.resolve(
+                "session_compress", ctx=contexts, messages=history, reason="merge"
+            )
+        text = _require(summary, str, "summary")
+        message = Message.of("system", f"Result of child session {child_id}: {text}", metadata={"merged_from": child_id})
+        stored = await self._o.store.append_message(self.session_id, message, self._turn_id)
+        await self._o.set_status(child_id, "merged")
+        await self._audit("merge", {"child": child_id, "message_id": stored.id})
+        merged = _with_status(child.info, "merged")
+        await self._o.dispatch.effect("session_merged", ctx=contexts, child=merged, summary=message)
+        return message
+
+    async def abandon(self, child_id: str) -> None:
+        """Close a child without bringing anything back."""
+        child = await self._child(child_id)
+        await self._o.set_status(child_id, "abandoned")
+        await self._audit("abandon", {"child": child_id})
+        abandoned = _with_status(child.info, "abandoned")
+        await self._o.dispatch.effect("session_abandoned", ctx=self._contexts(), child=abandoned)
+
+    async def get_child_sessions(self) -> Sequence[SessionInfo]:
+        """The sessions forked from this one, oldest first."""
+        children = [record.info for record in await self._o.store.child_sessions(self.session_id)]
+        await self._audit("get_child_sessions", {"count": len(children)})
+        return children
+
+    async def get_context_window_state(self) -> ContextWindowState:
+        """How full the next prompt's window is, counted by ``session_token_count``."""
+        messages = await self._window_messages()
+        tokens = await self._o.dispatch.resolve("session_token_count", ctx=self._contexts(), messages=messages)
+        state = ContextWindowState.measure(tokens, self._o.config.model.max_tokens)
+        await self._audit("get_context_window_state", {"tokens": tokens, "level": state.level})
+        return state
+
+    async def _window_messages(self) -> list[Message]:
+        store, history = self._o.store, self._o.config.turns.history
+        window = visible(await store.window(self.session_id, history))
+        messages = [m.message for m in window]
+        pending = await store.pending_context(self.session_id)
+        return [*messages, context_message(pending)] if pending else messages
+
+    async def request_compression(self, reason: str) -> None:
+        """Summarise all but the newest ``[turns] keep_recent`` messages, now.
+
+        The summary comes from ``session_compress``; the summarised messages
+        are marked compressed (kept, never deleted) and the next prompt uses
+        the summary plus the recent messages. Nothing to compress is not an
+        error: it is audited as such.
+        """
+        _require(reason, str, "reason")
+        keep = self._o.config.turns.keep_recent
+        lineage = [m for m in await self._o.store.messages(self.session_id, lineage=True) if not m.compressed]
+        ordinary = [m for m in visible(lineage) if not m.summary]
+        if len(ordinary) <= keep:
+            await self._audit("compress_skipped", {"reason": reason, "messages": len(ordinary)})
+            return
+        upto = ordinary[-keep - 1].id
+        older = [m.message for m in visible(lineage) if m.id <= upto]
+        contexts = self._contexts()
+        text = await self._o.dispatch.resolve("session_compress", ctx=contexts, messages=older, reason=reason)
+        summary = Message.of("system", text, metadata={COVERS: upto, "reason": reason})
+        await self._o.store.compress(self.session_id, upto, summary, self._turn_id)
+        await self._audit("compress", {"reason": reason, "compressed": len(older), "upto": upto})
+        await self._o.dispatch.effect(
+            "session_compressed", ctx=contexts, summary=summary, compressed=len(older), reason=reason
+        )
+
+    async def send_to_agent(self, agent_id: str, message: Message) -> None:
+        """Deliver ``message`` to ``agent_id``'s durable inbox (guarded by ``agent_message``)."""
+        _require(agent_id, str, "agent_id")
+        _require(message, Message, "message")
+        deny = await self._o.dispatch.guard("agent_message", ctx=self._contexts(), agent_id=agent_id, message=message)
+        if deny is not None:
+            await self._audit("send_to_agent_denied", {"to": agent_id, "denied_by": deny.plugin})
+            raise SessionError(f"message to agent {agent_id!r} denied by {deny.plugin}: {deny.reason}")
+        known = await self._o.store.agents()
+        if agent_id not in known:
+            raise UnknownAgentError(f"no agent {agent_id!r} uses this store (known agents: {', '.join(known)})")
+        item = await self._o.store.deliver(agent_id, self._o.agent_id, message)
+        await self._audit("send_to_agent", {"to": agent_id, "inbox_id": item.id})
+        if agent_id == self._o.agent_id:
+            await self._o.check_inbox()
+
+
+def _require(value: Any, expected: type[T], name: str) -> T:
+    if not isinstance(value, expected):
+        raise TypeError(f"{name} must be a {expected.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _with_status(info: SessionInfo, status: Any) -> SessionInfo:
+    return attrs.evolve(info, status=status)

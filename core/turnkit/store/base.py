@@ -1,0 +1,254 @@
+"""The session store interface.
+
+Everything the orchestrator persists goes through :class:`Store`. Methods
+that change several rows are **one transaction** each, so a crash leaves
+either all or none of their effect; the docstrings say which rows move
+together. Nothing here assumes SQLite: ids are strings chosen by the caller
+(sessions, turns) or sequence numbers chosen by the store (messages, context,
+audit, inbox), timestamps are Unix seconds, JSON goes through the contract's
+converter.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from turnkit_hookspecs import Initiator, Message, SessionInfo, TurnStatus
+
+from ..tracing import TraceRecord
+from .records import AuditEvent, ContextItem, InboxItem, SessionRecord, StoredMessage, TurnRecord
+
+#: Session statuses a session can be moved to.
+SESSION_STATUSES = ("active", "closed", "merged", "abandoned")
+
+
+class Store(abc.ABC):
+    """Durable sessions, messages, turns, context, audit, inboxes and traces."""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (running pending migrations).
+
+        Raises :class:`~turnkit.errors.StoreError` when the database was made
+        by a newer turnkit (its schema version is above the code's).
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the connection; safe to call twice."""
+
+    @abc.abstractmethod
+    async def schema_version(self) -> int:
+        """The schema version of the open database."""
+
+    # ------------------------------------------------------------------ agents
+
+    @abc.abstractmethod
+    async def register_agent(self, agent_id: str) -> None:
+        """Record that ``agent_id`` uses this store (idempotent; refreshes its last-seen time)."""
+
+    @abc.abstractmethod
+    async def agents(self) -> list[str]:
+        """Every agent id ever registered, sorted."""
+
+    # ------------------------------------------------------------------ sessions
+
+    @abc.abstractmethod
+    async def create_session(self, info: SessionInfo, agent_id: str) -> SessionRecord:
+        """Insert a session; raises :class:`~turnkit.errors.StoreError` if the id exists.
+
+        ``info.root_session_id`` of ``None`` means the session is its own root.
+        """
+
+    @abc.abstractmethod
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        """The session, or ``None``."""
+
+    @abc.abstractmethod
+    async def list_sessions(
+        self, agent_id: str | None = None, kind: str | None = None, limit: int | None = None
+    ) -> list[SessionRecord]:
+        """Sessions (optionally of one agent / kind), most recently updated first."""
+
+    @abc.abstractmethod
+    async def child_sessions(self, session_id: str) -> list[SessionRecord]:
+        """The sessions forked directly from ``session_id``, oldest first."""
+
+    @abc.abstractmethod
+    async def set_session_status(self, session_id: str, status: str) -> None:
+        """Move a session to ``status`` (one of :data:`SESSION_STATUSES`)."""
+
+    # ------------------------------------------------------------------ messages
+
+    @abc.abstractmethod
+    async def append_message(
+        self, session_id: str, message: Message, turn_id: str | None = None, *, summary: bool = False
+    ) -> StoredMessage:
+        """Append one message to a session's history."""
+
+    @abc.abstractmethod
+    async def messages(self, session_id: str, *, lineage: bool = False) -> list[StoredMessage]:
+        """The session's whole history in order, compressed messages included.
+
+        With ``lineage`` the history the session *sees* is returned: for a
+        fork, its ancestors' messages up to each fork point come first.
+        """
+
+    @abc.abstractmethod
+    async def last_message_id(self, session_id: str) -> int | None:
+        """The id of the session's newest message (a fork point), or ``None``."""
+
+    @abc.abstractmethod
+    async def window(self, session_id: str, limit: int) -> list[StoredMessage]:
+        """What the next prompt sees, in order: the newest uncompressed summary
+        (if any) followed by the newest ``limit`` uncompressed, non-summary
+        messages of the session's lineage (ancestors up to the fork points).
+
+        The cost must depend on ``limit``, not on the history's length
+        (indexed, newest first, ``LIMIT``).
+        """
+
+    @abc.abstractmethod
+    async def compress(self, session_id: str, upto_id: int, summary: Message, turn_id: str | None) -> StoredMessage:
+        """One transaction: mark the session's own uncompressed messages (and
+        summaries) with ``id <= upto_id`` compressed, and append ``summary`` as
+        a summary message. Returns the stored summary."""
+
+    # ------------------------------------------------------------------ turns
+
+    @abc.abstractmethod
+    async def accept(
+        self,
+        session_id: str,
+        turn_id: str,
+        message: Message,
+        initiator: Initiator,
+        initiator_id: str | None = None,
+    ) -> TurnRecord:
+        """One transaction: store a ``queued`` turn numbered after the
+        session's last turn, holding the inbound ``message`` (in the turn
+        row: it enters the history only when the turn starts, so queued
+        messages never appear in an earlier turn's prompt and the history
+        stays in conversational order), and touch the session's
+        ``updated_at``. After this returns the message is durable."""
+
+    @abc.abstractmethod
+    async def requeue(self, turn_id: str, new_turn_id: str) -> TurnRecord:
+        """Queue a re-run of an ``interrupted`` turn: a new ``queued`` turn
+        (numbered after the last) with the same inbound message — the same
+        ``message_id`` when the message already entered the history, never a
+        copy — and ``rerun_of`` set. Raises
+        :class:`~turnkit.errors.StoreError` if the turn is not interrupted or
+        was already re-run (so a message is never run twice)."""
+
+    @abc.abstractmethod
+    async def claim_turn(self, session_id: str) -> tuple[TurnRecord, Message] | None:
+        """One transaction: if no turn of the session is ``running``, take its
+        next ``queued`` turn — re-runs first, then by number — move it to
+        ``running`` (setting ``started_at``), append its inbound message to
+        the history unless it is already there (a re-run), record that
+        message's id as the turn's ``message_id``, and return the turn with
+        its inbound message; otherwise ``None``. This is the per-session
+        lease: at most one running turn per session."""
+
+    @abc.abstractmethod
+    async def finish_turn(
+        self,
+        turn_id: str,
+        status: TurnStatus,
+        *,
+        error: str | None = None,
+        messages: Sequence[Message] = (),
+        consumed: Sequence[int] = (),
+        trace: Sequence[TraceRecord] = (),
+    ) -> TurnRecord:
+        """One transaction: append ``messages`` (tool steps, the reply) to the
+        turn's session with this ``turn_id``, set the turn's final ``status``,
+        ``error`` and ``finished_at``, mark the ``consumed`` context items as
+        consumed by this turn, and store ``trace`` rows (any scope)."""
+
+    @abc.abstractmethod
+    async def get_turn(self, turn_id: str) -> TurnRecord | None:
+        """The turn, or ``None``."""
+
+    @abc.abstractmethod
+    async def turns(self, session_id: str) -> list[TurnRecord]:
+        """The session's turns by number."""
+
+    @abc.abstractmethod
+    async def interrupt_running(self, agent_id: str) -> list[TurnRecord]:
+        """One transaction: mark every ``running`` turn of ``agent_id``'s
+        sessions ``interrupted`` (error ``"interrupted: the agent stopped
+        during the turn"``, ``finished_at`` now) and return them (as updated)."""
+
+    @abc.abstractmethod
+    async def sessions_with_queued_turns(self, agent_id: str) -> list[str]:
+        """Ids of ``agent_id``'s sessions holding ``queued`` turns."""
+
+    # ------------------------------------------------------------------ contributed context
+
+    @abc.abstractmethod
+    async def add_context(
+        self, session_id: str, key: str, value: str, extension_id: str, turn_id: str | None
+    ) -> ContextItem:
+        """Store a contribution for a later turn's prompt."""
+
+    @abc.abstractmethod
+    async def pending_context(self, session_id: str, exclude_turn: str | None = None) -> list[ContextItem]:
+        """Unconsumed contributions of the session in order, leaving out those
+        made during ``exclude_turn`` (they belong to the turn after it)."""
+
+    # ------------------------------------------------------------------ audit
+
+    @abc.abstractmethod
+    async def audit(
+        self,
+        session_id: str,
+        extension_id: str,
+        action: str,
+        detail: Mapping[str, Any] | None = None,
+        turn_id: str | None = None,
+    ) -> AuditEvent:
+        """Append an audit event (``detail`` must be JSON-serialisable)."""
+
+    @abc.abstractmethod
+    async def audit_events(self, session_id: str) -> list[AuditEvent]:
+        """The session's audit trail in order."""
+
+    # ------------------------------------------------------------------ inboxes
+
+    @abc.abstractmethod
+    async def deliver(self, agent_id: str, from_agent: str, message: Message) -> InboxItem:
+        """Put ``message`` durably in ``agent_id``'s inbox."""
+
+    @abc.abstractmethod
+    async def take_inbox(self, agent_id: str) -> list[TurnRecord]:
+        """One transaction: for each inbox item of ``agent_id`` not yet taken,
+        in delivery order, open the session ``inbox_session_id(agent_id,
+        from_agent)`` (kind ``"agent"``, created if absent) and accept the
+        message there as a queued turn with initiator ``agent`` and
+        ``initiator_id`` the sender; mark the item taken with that turn.
+        Returns the new turns (so nothing delivered is lost or doubled)."""
+
+    @abc.abstractmethod
+    async def inbox(self, agent_id: str) -> list[InboxItem]:
+        """Every item ever delivered to ``agent_id``, taken or not, in order."""
+
+    # ------------------------------------------------------------------ traces
+
+    @abc.abstractmethod
+    async def append_trace(self, records: Sequence[TraceRecord]) -> None:
+        """Store trace records whose turn was already finished (late effects)."""
+
+    @abc.abstractmethod
+    async def trace(self, turn_id: str) -> list[TraceRecord]:
+        """The hook calls recorded for a turn, in call order."""
+
+
+def inbox_session_id(agent_id: str, from_agent: str) -> str:
+    """The session where ``agent_id`` holds its conversation with ``from_agent``."""
+    return f"{agent_id}~inbox~{from_agent}"

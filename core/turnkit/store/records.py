@@ -1,0 +1,129 @@
+"""What the session store holds, as plain frozen records.
+
+The contract's :class:`~turnkit_hookspecs.SessionInfo` and
+:class:`~turnkit_hookspecs.TurnInfo` are what plugins see; these records add
+what only the runtime and the CLI need (owners, timestamps, row ids).
+Timestamps are Unix seconds (``time.time()``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from turnkit_hookspecs import Initiator, Message, SessionInfo, TurnInfo, TurnStatus
+
+
+@attrs.frozen
+class SessionRecord:
+    """A stored session: the contract's view plus its agent and timestamps."""
+
+    info: SessionInfo
+    agent_id: str
+    created_at: float
+    updated_at: float
+
+    @property
+    def session_id(self) -> str:
+        """Shortcut for ``info.session_id``."""
+        return self.info.session_id
+
+
+@attrs.frozen
+class StoredMessage:
+    """A message in a session's history.
+
+    ``id`` is a store-wide increasing sequence number: ordering by it is the
+    history's order, and a fork point is the id of the parent's last message
+    the child sees. ``summary`` marks a message written by compression or a
+    merge; ``compressed`` marks a message replaced in prompts by a summary
+    (kept, never deleted).
+    """
+
+    id: int
+    session_id: str
+    turn_id: str | None
+    message: Message
+    created_at: float
+    compressed: bool = False
+    summary: bool = False
+
+
+@attrs.frozen
+class TurnRecord:
+    """A stored turn.
+
+    ``message_id`` is its inbound message's id in the history, set when the
+    turn starts (``None`` while queued); ``rerun_of`` is the interrupted turn
+    it re-runs.
+    """
+
+    turn_id: str
+    session_id: str
+    number: int
+    initiator: Initiator
+    initiator_id: str | None
+    status: TurnStatus
+    message_id: int | None
+    queued_at: float
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    rerun_of: str | None = None
+
+    @property
+    def info(self) -> TurnInfo:
+        """The contract's view of this turn."""
+        return TurnInfo(
+            self.turn_id,
+            self.session_id,
+            self.number,
+            self.initiator,
+            self.initiator_id,
+            self.status,
+            self.error,
+        )
+
+
+@attrs.frozen
+class ContextItem:
+    """Context contributed by an extension, waiting for the next turn's prompt.
+
+    ``turn_id`` is the turn during which it was contributed (it lands in a
+    later one); ``consumed_by`` the turn whose prompt used it.
+    """
+
+    id: int
+    session_id: str
+    key: str
+    value: str
+    extension_id: str
+    turn_id: str | None
+    created_at: float
+    consumed_by: str | None = None
+
+
+@attrs.frozen
+class AuditEvent:
+    """One action taken on a session through a SessionExtensionContext (or by the runtime)."""
+
+    id: int
+    at: float
+    session_id: str
+    turn_id: str | None
+    extension_id: str
+    action: str
+    detail: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class InboxItem:
+    """A message delivered to an agent's inbox; ``turn_id`` is set once an agent took it."""
+
+    id: int
+    agent_id: str
+    from_agent: str
+    message: Message
+    delivered_at: float
+    session_id: str | None = None
+    turn_id: str | None = None
