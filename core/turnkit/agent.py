@@ -19,7 +19,7 @@ from turnkit_hookspecs import ActionResult, Initiator, Message, SessionInfo, Tur
 
 from .actions import ActionRegistry
 from .config import Config, load_config
-from .defaults import DEFAULTS_NAME, Defaults
+from .defaults import install_defaults
 from .errors import TurnkitError
 from .extension import ExtensionContext
 from .manager import PluginManager
@@ -103,8 +103,7 @@ class Agent:
             manager = PluginManager.load(self.config, self.env, self.traces, strict=True)
         else:
             manager.dispatch.trace = self.traces
-        if DEFAULTS_NAME not in manager.records:
-            manager.register(Defaults(self.config.model), DEFAULTS_NAME)
+        install_defaults(manager, self.config.model)
         self._manager = manager
         self._store = await open_store(self.config.store, self.config.base_dir)
         try:

@@ -39,10 +39,15 @@ def _manager(ctx: click.Context) -> PluginManager:
     from .errors import TurnkitError
     from .manager import PluginManager
 
+    from .defaults import install_defaults
+
     try:
-        return PluginManager.load(load_config(ctx.obj), strict=False)
+        config = load_config(ctx.obj)
+        manager = PluginManager.load(config, strict=False)
     except TurnkitError as exc:
         raise click.ClickException(str(exc)) from exc
+    install_defaults(manager, config.model)
+    return manager
 
 
 @main.command()
@@ -141,3 +146,13 @@ def _describe_point(manager: PluginManager, name: str) -> dict[str, Any]:
         "summary": doc.splitlines()[0] if doc else "",
         "implementations": implementations,
     }
+
+
+def _add_session_commands() -> None:
+    from .cli_sessions import send, sessions
+
+    main.add_command(send)
+    main.add_command(sessions)
+
+
+_add_session_commands()

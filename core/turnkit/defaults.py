@@ -19,10 +19,14 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from turnkit_hookspecs import Message, Prompt, TextBlock, ToolCallBlock, ToolOutputBlock, hookimpl
 
 from .config import ModelConfig, ScriptStep
+
+if TYPE_CHECKING:
+    from .manager import PluginManager
 
 #: Registered under this name; ``turnkit hooks`` shows it.
 DEFAULTS_NAME = "turnkit-defaults"
@@ -32,6 +36,12 @@ _SENTENCE = re.compile(r"(.+?[.!?])(\s|$)", re.S)
 MESSAGE_OVERHEAD = 4
 #: Tokens charged for a block that is not text (an image, a document …).
 BLOCK_COST = 64
+
+
+def install_defaults(manager: PluginManager, model: ModelConfig) -> None:
+    """Register the built-in answers with ``manager`` unless they already are."""
+    if DEFAULTS_NAME not in manager.records:
+        manager.register(Defaults(model), DEFAULTS_NAME)
 
 
 class Defaults:

@@ -100,7 +100,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def last_message_id(self, session_id: str) -> int | None:
-        """The id of the session's newest message (a fork point), or ``None``."""
+        """The id of the newest message the session sees (a fork point), or ``None``.
+
+        That is its own newest message, or, if it has none yet, the newest
+        one of its lineage up to the fork point: a fork of a fresh fork must
+        still see the grandparent's history.
+        """
 
     @abc.abstractmethod
     async def window(self, session_id: str, limit: int) -> list[StoredMessage]:

@@ -1,0 +1,135 @@
+"""The store's schema, as an ordered list of migrations.
+
+Version ``N`` of a database means the first ``N`` entries of
+:data:`MIGRATIONS` were applied; each entry is a tuple of statements run in
+one transaction together with the row recording it in ``schema_version``.
+Entries are never edited once released: a change to the schema is a new
+entry, so a database made by any earlier turnkit can be brought up to date.
+
+The SQL sticks to what SQLite and PostgreSQL both accept (``BOOLEAN`` with
+``TRUE``/``FALSE``, ``REAL`` Unix timestamps, JSON kept as ``TEXT``, no
+``AUTOINCREMENT``, no ``WITHOUT ROWID``) except for sequence columns, written
+``INTEGER PRIMARY KEY`` here, which a PostgreSQL store spells as an identity
+column. Statements are kept apart (not one script) because Python's
+``executescript`` commits any open transaction first, which would break the
+one-transaction-per-migration rule.
+"""
+
+from __future__ import annotations
+
+#: Version 1: sessions, their history and turns, contributed context, audit and inboxes.
+_BASE = (
+    """CREATE TABLE schema_version (
+        version INTEGER PRIMARY KEY,
+        applied_at REAL NOT NULL
+    )""",
+    """CREATE TABLE agents (
+        id TEXT PRIMARY KEY,
+        registered_at REAL NOT NULL,
+        last_seen REAL NOT NULL
+    )""",
+    """CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        agent_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        parent_id TEXT REFERENCES sessions (id),
+        root_id TEXT,
+        fork_point INTEGER,
+        metadata TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        CHECK (parent_id <> id)
+    )""",
+    "CREATE INDEX sessions_by_agent ON sessions (agent_id, updated_at)",
+    "CREATE INDEX sessions_by_update ON sessions (updated_at)",
+    "CREATE INDEX sessions_by_parent ON sessions (parent_id, created_at)",
+    # ``id`` is the store-wide sequence: history order and fork points.
+    """CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        turn_id TEXT,
+        role TEXT NOT NULL,
+        body TEXT NOT NULL,
+        compressed BOOLEAN NOT NULL DEFAULT FALSE,
+        summary BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at REAL NOT NULL
+    )""",
+    # Whole histories and fork-point bounds (``id <= ?``), newest id (MAX).
+    "CREATE INDEX messages_by_session ON messages (session_id, id)",
+    # The prompt window: newest uncompressed (non-)summaries first, LIMIT n.
+    "CREATE INDEX messages_window ON messages (session_id, compressed, summary, id)",
+    # ``rerun_of`` is UNIQUE so that no interrupted turn is re-run twice,
+    # even by two processes racing on the same file.
+    """CREATE TABLE turns (
+        id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        number INTEGER NOT NULL,
+        initiator TEXT NOT NULL,
+        initiator_id TEXT,
+        status TEXT NOT NULL,
+        error TEXT,
+        message_id INTEGER NOT NULL REFERENCES messages (id),
+        rerun_of TEXT UNIQUE REFERENCES turns (id),
+        queued_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        UNIQUE (session_id, number)
+    )""",
+    # The lease: "is one running?" and "lowest queued number" are index seeks.
+    "CREATE INDEX turns_by_status ON turns (session_id, status, number)",
+    # Restart: every running / queued turn without scanning finished ones.
+    "CREATE INDEX turns_by_state ON turns (status, session_id)",
+    """CREATE TABLE context (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        extension_id TEXT NOT NULL,
+        turn_id TEXT,
+        created_at REAL NOT NULL,
+        consumed_by TEXT
+    )""",
+    "CREATE INDEX context_pending ON context (session_id, consumed_by, id)",
+    """CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        turn_id TEXT,
+        extension_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+    )""",
+    "CREATE INDEX audit_by_session ON audit (session_id, id)",
+    """CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY,
+        agent_id TEXT NOT NULL,
+        from_agent TEXT NOT NULL,
+        body TEXT NOT NULL,
+        delivered_at REAL NOT NULL,
+        session_id TEXT REFERENCES sessions (id),
+        turn_id TEXT REFERENCES turns (id)
+    )""",
+    "CREATE INDEX inbox_by_agent ON inbox (agent_id, turn_id, id)",
+)
+
+#: Version 2: hook-call traces kept with the turn they belong to, in call order.
+_TRACE = (
+    """CREATE TABLE trace (
+        id INTEGER PRIMARY KEY,
+        scope TEXT,
+        point TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        plugin TEXT NOT NULL,
+        duration REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        error TEXT
+    )""",
+    "CREATE INDEX trace_by_scope ON trace (scope, id)",
+)
+
+#: Every migration in order; the code's schema version is ``len(MIGRATIONS)``.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_BASE, _TRACE)
+
+#: The schema version this code writes.
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,128 @@
+"""Rows of the store's tables to records and back, for any DB-API driver.
+
+Both the SQLite and a PostgreSQL store select the same columns in the same
+order (the ``*_COLUMNS`` strings), so turning a row tuple into a record, and
+working out which part of which ancestor a forked session sees, is written
+once here rather than per backend.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from turnkit_hookspecs import Kind, Message, PayloadError, SessionInfo, from_json
+
+from ..errors import StoreError
+from ..tracing import TraceRecord
+from .records import AuditEvent, ContextItem, InboxItem, SessionRecord, StoredMessage, TurnRecord
+
+#: A row as the driver returns it: the columns in the order of the ``*_COLUMNS`` string.
+Row = Sequence[Any]
+
+SESSION_COLUMNS = "id, agent_id, kind, status, parent_id, root_id, fork_point, metadata, created_at, updated_at"
+MESSAGE_COLUMNS = "id, session_id, turn_id, body, created_at, compressed, summary"
+TURN_COLUMNS = (
+    "id, session_id, number, initiator, initiator_id, status, message_id, queued_at,"
+    " error, started_at, finished_at, rerun_of"
+)
+CONTEXT_COLUMNS = "id, session_id, key, value, extension_id, turn_id, created_at, consumed_by"
+AUDIT_COLUMNS = "id, at, session_id, turn_id, extension_id, action, detail"
+INBOX_COLUMNS = "id, agent_id, from_agent, body, delivered_at, session_id, turn_id"
+TRACE_COLUMNS = "scope, point, kind, plugin, duration, outcome, error"
+
+
+def session(row: Row) -> SessionRecord:
+    """A ``sessions`` row (``root_id`` NULL: the session is its own root)."""
+    session_id, agent_id, kind, status, parent_id, root_id, fork_point, metadata, created, updated = row
+    info = SessionInfo(session_id, kind, status, parent_id, root_id, fork_point, json.loads(metadata))
+    return SessionRecord(info, agent_id, created, updated)
+
+
+def message_body(body: str, message_id: int, session_id: str) -> Message:
+    """A stored message body, carrying its store id as ``Message.id``.
+
+    The store gives ids (the contract says so), so the row id wins over any
+    id the body was written with. A body the contract no longer accepts is
+    reported as the store's error, naming the row.
+    """
+    try:
+        message = from_json(body, Message)
+    except PayloadError as exc:
+        raise StoreError(f"message {message_id} of session {session_id!r} is unreadable: {exc}") from exc
+    return attrs.evolve(message, id=str(message_id))
+
+
+def stored_message(row: Row) -> StoredMessage:
+    """A ``messages`` row."""
+    message_id, session_id, turn_id, body, created, compressed, summary = row
+    message = message_body(body, message_id, session_id)
+    return StoredMessage(message_id, session_id, turn_id, message, created, bool(compressed), bool(summary))
+
+
+def turn(row: Row) -> TurnRecord:
+    """A ``turns`` row."""
+    return TurnRecord(*row)
+
+
+def context_item(row: Row) -> ContextItem:
+    """A ``context`` row."""
+    return ContextItem(*row)
+
+
+def audit_event(row: Row) -> AuditEvent:
+    """An ``audit`` row (``detail`` is JSON text)."""
+    event_id, at, session_id, turn_id, extension_id, action, detail = row
+    return AuditEvent(event_id, at, session_id, turn_id, extension_id, action, json.loads(detail))
+
+
+def inbox_item(row: Row) -> InboxItem:
+    """An ``inbox`` row; the message keeps the id it was delivered with."""
+    item_id, agent_id, from_agent, body, delivered_at, session_id, turn_id = row
+    try:
+        message = from_json(body, Message)
+    except PayloadError as exc:
+        raise StoreError(f"inbox item {item_id} of agent {agent_id!r} is unreadable: {exc}") from exc
+    return InboxItem(item_id, agent_id, from_agent, message, delivered_at, session_id, turn_id)
+
+
+def trace_record(row: Row) -> TraceRecord:
+    """A ``trace`` row."""
+    scope, point, kind, plugin, duration, outcome, error = row
+    return TraceRecord(scope, point, Kind(kind), plugin, duration, outcome, error)
+
+
+def trace_params(record: TraceRecord) -> tuple[Any, ...]:
+    """The values of a trace row, in :data:`TRACE_COLUMNS` order."""
+    return (
+        record.scope,
+        record.point,
+        str(record.kind),
+        record.plugin,
+        record.duration,
+        record.outcome,
+        record.error,
+    )
+
+
+def lineage_bounds(chain: Sequence[Row]) -> list[tuple[str, int | None]]:
+    """Which messages of each session in a lineage a session sees.
+
+    ``chain`` holds ``(session id, parent id, fork point)`` rows from the
+    session itself up to its root. The result pairs each session with the
+    highest message id seen there (``None``: all of them, for the session
+    itself). A fork point bounds the parent, and every bound above it is the
+    smallest met on the way up (a grandparent is seen only as far as the
+    parent saw it). A fork without a fork point forked an empty history, so
+    the lineage stops there.
+    """
+    seen: list[tuple[str, int | None]] = []
+    bound: int | None = None
+    for session_id, parent_id, fork_point in chain:
+        seen.append((session_id, bound))
+        if parent_id is None or fork_point is None:
+            break
+        bound = fork_point if bound is None else min(bound, fork_point)
+    return seen
