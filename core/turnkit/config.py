@@ -59,13 +59,14 @@ class StoreConfig:
 
     ``url`` is a file path (relative to the configuration file's folder),
     ``sqlite:///path``, or ``:memory:``. ``synchronous`` is SQLite's
-    durability setting in WAL mode: ``normal`` survives a crash of the
-    process (the case turnkit guarantees), ``full`` also a power cut, at
-    the price of an fsync per commit.
+    durability setting in WAL mode: ``full`` (the default: a stored message
+    is never lost) makes every commit survive a power cut, at the price of
+    an fsync per commit; ``normal`` survives a crash of the process but may
+    lose the last commits on a power cut.
     """
 
     url: str = "turnkit.db"
-    synchronous: Literal["normal", "full"] = "normal"
+    synchronous: Literal["normal", "full"] = "full"
     busy_timeout: float = 5.0
 
 
