@@ -57,7 +57,9 @@ def sqlite_path(url: str, base_dir: str) -> str:
     match = _SCHEME.match(url)
     if match is not None:
         if match.group(1) != "sqlite":
-            raise StoreError(f"store url {url!r}: scheme {match.group(1)!r} is not supported (use {_SUPPORTED})")
+            raise StoreError(
+                f"store url {url!r}: scheme {match.group(1)!r} is not supported (use {_SUPPORTED})"
+            )
         rest = url[len("sqlite://") :]
         if not rest.startswith("/") or rest == "/":
             raise StoreError(f"store url {url!r} names no file (use {_SUPPORTED})")

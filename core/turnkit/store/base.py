@@ -118,7 +118,9 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def compress(self, session_id: str, upto_id: int, summary: Message, turn_id: str | None) -> StoredMessage:
+    async def compress(
+        self, session_id: str, upto_id: int, summary: Message, turn_id: str | None
+    ) -> StoredMessage:
         """One transaction: mark the session's own uncompressed messages (and
         summaries) with ``id <= upto_id`` compressed, and append ``summary`` as
         a summary message. Returns the stored summary."""

@@ -59,6 +59,9 @@ _BASE = (
     "CREATE INDEX messages_by_session ON messages (session_id, id)",
     # The prompt window: newest uncompressed (non-)summaries first, LIMIT n.
     "CREATE INDEX messages_window ON messages (session_id, compressed, summary, id)",
+    # A queued turn holds its inbound message as JSON in ``inbound``; when
+    # the turn starts the message moves to ``messages`` and ``message_id``
+    # points at it, so the message lives in exactly one place at a time.
     # ``rerun_of`` is UNIQUE so that no interrupted turn is re-run twice,
     # even by two processes racing on the same file.
     """CREATE TABLE turns (
@@ -69,12 +72,14 @@ _BASE = (
         initiator_id TEXT,
         status TEXT NOT NULL,
         error TEXT,
-        message_id INTEGER NOT NULL REFERENCES messages (id),
+        message_id INTEGER REFERENCES messages (id),
+        inbound TEXT,
         rerun_of TEXT UNIQUE REFERENCES turns (id),
         queued_at REAL NOT NULL,
         started_at REAL,
         finished_at REAL,
-        UNIQUE (session_id, number)
+        UNIQUE (session_id, number),
+        CHECK ((message_id IS NULL) <> (inbound IS NULL))
     )""",
     # The lease: "is one running?" and "lowest queued number" are index seeks.
     "CREATE INDEX turns_by_status ON turns (session_id, status, number)",

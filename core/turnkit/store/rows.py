@@ -22,7 +22,9 @@ from .records import AuditEvent, ContextItem, InboxItem, SessionRecord, StoredMe
 #: A row as the driver returns it: the columns in the order of the ``*_COLUMNS`` string.
 Row = Sequence[Any]
 
-SESSION_COLUMNS = "id, agent_id, kind, status, parent_id, root_id, fork_point, metadata, created_at, updated_at"
+SESSION_COLUMNS = (
+    "id, agent_id, kind, status, parent_id, root_id, fork_point, metadata, created_at, updated_at"
+)
 MESSAGE_COLUMNS = "id, session_id, turn_id, body, created_at, compressed, summary"
 TURN_COLUMNS = (
     "id, session_id, number, initiator, initiator_id, status, message_id, queued_at,"
@@ -41,17 +43,21 @@ def session(row: Row) -> SessionRecord:
     return SessionRecord(info, agent_id, created, updated)
 
 
+def parse_message(body: str, where: str) -> Message:
+    """A message stored as JSON; one the contract no longer accepts is the store's error, naming ``where``."""
+    try:
+        return from_json(body, Message)
+    except PayloadError as exc:
+        raise StoreError(f"{where} is unreadable: {exc}") from exc
+
+
 def message_body(body: str, message_id: int, session_id: str) -> Message:
-    """A stored message body, carrying its store id as ``Message.id``.
+    """A history message's body, carrying its store id as ``Message.id``.
 
     The store gives ids (the contract says so), so the row id wins over any
-    id the body was written with. A body the contract no longer accepts is
-    reported as the store's error, naming the row.
+    id the body was written with.
     """
-    try:
-        message = from_json(body, Message)
-    except PayloadError as exc:
-        raise StoreError(f"message {message_id} of session {session_id!r} is unreadable: {exc}") from exc
+    message = parse_message(body, f"message {message_id} of session {session_id!r}")
     return attrs.evolve(message, id=str(message_id))
 
 
@@ -81,10 +87,7 @@ def audit_event(row: Row) -> AuditEvent:
 def inbox_item(row: Row) -> InboxItem:
     """An ``inbox`` row; the message keeps the id it was delivered with."""
     item_id, agent_id, from_agent, body, delivered_at, session_id, turn_id = row
-    try:
-        message = from_json(body, Message)
-    except PayloadError as exc:
-        raise StoreError(f"inbox item {item_id} of agent {agent_id!r} is unreadable: {exc}") from exc
+    message = parse_message(body, f"inbox item {item_id} of agent {agent_id!r}")
     return InboxItem(item_id, agent_id, from_agent, message, delivered_at, session_id, turn_id)
 
 

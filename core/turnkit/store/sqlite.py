@@ -18,7 +18,6 @@ import asyncio
 import json
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +27,7 @@ import attrs
 from turnkit_hookspecs import Initiator, Message, SessionInfo, TurnStatus, to_json
 
 from ..errors import StoreError
+from ..ids import new_id
 from ..tracing import TraceRecord
 from . import rows
 from .base import SESSION_STATUSES, Store, inbox_session_id
@@ -294,7 +294,7 @@ class SQLiteStore(Store):
         initiator_id: str | None = None,
     ) -> TurnRecord:
         body = to_json(message)
-        return await self._write(_accept, session_id, turn_id, message.role, body, initiator, initiator_id)
+        return await self._write(_accept, session_id, turn_id, body, initiator, initiator_id)
 
     async def requeue(self, turn_id: str, new_turn_id: str) -> TurnRecord:
         return await self._write(_requeue, turn_id, new_turn_id)
@@ -370,7 +370,7 @@ class SQLiteStore(Store):
         return await self._write(_deliver, agent_id, from_agent, message, to_json(message))
 
     async def take_inbox(self, agent_id: str) -> list[TurnRecord]:
-        """See :meth:`Store.take_inbox`; the new turns get random (uuid4) ids."""
+        """See :meth:`Store.take_inbox`; the new turns get ids from :func:`turnkit.ids.new_id`."""
         return await self._write(_take_inbox, agent_id)
 
     async def inbox(self, agent_id: str) -> list[InboxItem]:
@@ -379,7 +379,7 @@ class SQLiteStore(Store):
     # ------------------------------------------------------------------ traces
 
     async def append_trace(self, records: Sequence[TraceRecord]) -> None:
-        if records:
+        if records:  # nothing to store is not worth a hop
             await self._write(_insert_trace, records)
 
     async def trace(self, turn_id: str) -> list[TraceRecord]:
@@ -457,20 +457,15 @@ def _bounded(sql: str, session_id: str, bound: int | None, tail: str) -> tuple[s
     return f"{sql} AND id <= ? {tail}", (session_id, bound)
 
 
-def _insert_body(tx: _Tx, session_id: str, role: str, body: str, turn_id: str | None, summary: bool) -> int:
-    """Append a message's JSON ``body`` to the session's history; its new id."""
-    message_id: int = tx.one(
-        "INSERT INTO messages (session_id, turn_id, role, body, compressed, summary, created_at)"
-        " VALUES (?, ?, ?, ?, FALSE, ?, ?) RETURNING id",
-        (session_id, turn_id, role, body, summary, tx.now),
-    )[0]
-    return message_id
-
-
 def _insert_message(
     tx: _Tx, session_id: str, message: Message, body: str, turn_id: str | None, summary: bool
 ) -> StoredMessage:
-    message_id = _insert_body(tx, session_id, message.role, body, turn_id, summary)
+    """Append ``message`` (``body`` is its JSON) to the session's history."""
+    message_id: int = tx.one(
+        "INSERT INTO messages (session_id, turn_id, role, body, compressed, summary, created_at)"
+        " VALUES (?, ?, ?, ?, FALSE, ?, ?) RETURNING id",
+        (session_id, turn_id, message.role, body, summary, tx.now),
+    )[0]
     stored = attrs.evolve(message, id=str(message_id))
     return StoredMessage(message_id, session_id, turn_id, stored, tx.now, False, summary)
 
@@ -481,14 +476,16 @@ def _insert_turn(
     session_id: str,
     initiator: Initiator,
     initiator_id: str | None,
-    message_id: int,
+    inbound: tuple[int | None, str | None],
     rerun_of: str | None,
 ) -> TurnRecord:
+    """Queue a turn numbered after the session's last; ``inbound`` is ``(message_id, JSON)``, one set."""
+    message_id, body = inbound
     number = tx.one("SELECT COALESCE(MAX(number), 0) + 1 FROM turns WHERE session_id = ?", (session_id,))[0]
     tx.run(
-        "INSERT INTO turns (id, session_id, number, initiator, initiator_id, status, message_id,"
-        " rerun_of, queued_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-        (turn_id, session_id, number, initiator, initiator_id, message_id, rerun_of, tx.now),
+        "INSERT INTO turns (id, session_id, number, initiator, initiator_id, status, message_id, inbound,"
+        " rerun_of, queued_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+        (turn_id, session_id, number, initiator, initiator_id, message_id, body, rerun_of, tx.now),
     )
     return TurnRecord(
         turn_id, session_id, number, initiator, initiator_id, "queued", message_id, tx.now, rerun_of=rerun_of
@@ -496,6 +493,8 @@ def _insert_turn(
 
 
 def _insert_trace(tx: _Tx, records: Sequence[TraceRecord]) -> None:
+    if not records:
+        return
     tx.conn.executemany(
         f"INSERT INTO trace ({rows.TRACE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [rows.trace_params(record) for record in records],
@@ -541,12 +540,13 @@ def _get_session(tx: _Tx, session_id: str) -> SessionRecord | None:
 
 
 def _list_sessions(tx: _Tx, agent_id: str | None, kind: str | None, limit: int | None) -> list[SessionRecord]:
-    where = [(column, value) for column, value in (("agent_id", agent_id), ("kind", kind)) if value is not None]
+    filters = (("agent_id", agent_id), ("kind", kind))
+    where = [(column, value) for column, value in filters if value is not None]
     sql = f"SELECT {rows.SESSION_COLUMNS} FROM sessions"
     if where:
         sql += " WHERE " + " AND ".join(f"{column} = ?" for column, _ in where)
     sql += " ORDER BY updated_at DESC, id"
-    params = [value for _, value in where]
+    params: list[Any] = [value for _, value in where]
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
@@ -636,18 +636,11 @@ def _compress(
 
 
 def _accept(
-    tx: _Tx,
-    session_id: str,
-    turn_id: str,
-    role: str,
-    body: str,
-    initiator: Initiator,
-    initiator_id: str | None,
+    tx: _Tx, session_id: str, turn_id: str, body: str, initiator: Initiator, initiator_id: str | None
 ) -> TurnRecord:
     _touch(tx, session_id)
     _require_new_turn(tx, turn_id)
-    message_id = _insert_body(tx, session_id, role, body, turn_id, False)
-    return _insert_turn(tx, turn_id, session_id, initiator, initiator_id, message_id, None)
+    return _insert_turn(tx, turn_id, session_id, initiator, initiator_id, (None, body), None)
 
 
 def _requeue(tx: _Tx, turn_id: str, new_turn_id: str) -> TurnRecord:
@@ -659,25 +652,40 @@ def _requeue(tx: _Tx, turn_id: str, new_turn_id: str) -> TurnRecord:
         raise StoreError(f"turn {turn_id!r} was already re-run as turn {again[0]!r}")
     _require_new_turn(tx, new_turn_id)
     _touch(tx, old.session_id)
-    return _insert_turn(tx, new_turn_id, old.session_id, old.initiator, old.initiator_id, old.message_id, turn_id)
+    # A turn that ran has its message in the history: point at it, never copy it.
+    inbound = tx.one("SELECT message_id, inbound FROM turns WHERE id = ?", (turn_id,))
+    return _insert_turn(
+        tx, new_turn_id, old.session_id, old.initiator, old.initiator_id, tuple(inbound), turn_id
+    )
 
 
 def _claim_turn(tx: _Tx, session_id: str) -> tuple[TurnRecord, Message] | None:
     running = "SELECT 1 FROM turns WHERE session_id = ? AND status = 'running' LIMIT 1"
     if tx.one(running, (session_id,)) is not None:
         return None
+    # Re-runs first: their message is already in the history, before the queued ones.
     row = tx.one(
-        f"SELECT {rows.TURN_COLUMNS} FROM turns WHERE session_id = ? AND status = 'queued'"
-        " ORDER BY number LIMIT 1",
+        f"SELECT {rows.TURN_COLUMNS}, inbound FROM turns WHERE session_id = ? AND status = 'queued'"
+        " ORDER BY rerun_of IS NULL, number LIMIT 1",
         (session_id,),
     )
     if row is None:
         _require_session(tx, session_id)
         return None
-    turn = attrs.evolve(rows.turn(row), status="running", started_at=tx.now)
-    tx.run("UPDATE turns SET status = 'running', started_at = ? WHERE id = ?", (tx.now, turn.turn_id))
-    body = tx.one("SELECT body FROM messages WHERE id = ?", (turn.message_id,))[0]
-    return turn, rows.message_body(body, turn.message_id, session_id)
+    turn, inbound = rows.turn(row[:-1]), row[-1]
+    if turn.message_id is None:
+        message = rows.parse_message(inbound, f"inbound message of turn {turn.turn_id!r}")
+        stored = _insert_message(tx, session_id, message, inbound, turn.turn_id, False)
+        message_id, message = stored.id, stored.message
+    else:
+        message_id = turn.message_id
+        body = tx.one("SELECT body FROM messages WHERE id = ?", (message_id,))[0]
+        message = rows.message_body(body, message_id, session_id)
+    tx.run(
+        "UPDATE turns SET status = 'running', started_at = ?, message_id = ?, inbound = NULL WHERE id = ?",
+        (tx.now, message_id, turn.turn_id),
+    )
+    return attrs.evolve(turn, status="running", started_at=tx.now, message_id=message_id), message
 
 
 def _finish_turn(
@@ -698,10 +706,11 @@ def _finish_turn(
         "UPDATE turns SET status = ?, error = ?, finished_at = ? WHERE id = ?",
         (status, error, tx.now, turn_id),
     )
-    tx.conn.executemany(
-        "UPDATE context SET consumed_by = ? WHERE id = ? AND session_id = ? AND consumed_by IS NULL",
-        [(turn_id, item, turn.session_id) for item in consumed],
-    )
+    if consumed:
+        tx.conn.executemany(
+            "UPDATE context SET consumed_by = ? WHERE id = ? AND session_id = ? AND consumed_by IS NULL",
+            [(turn_id, item, turn.session_id) for item in consumed],
+        )
     _insert_trace(tx, trace)
     _touch(tx, turn.session_id)
     return attrs.evolve(turn, status=status, error=error, finished_at=tx.now)
@@ -713,7 +722,8 @@ def _get_turn(tx: _Tx, turn_id: str) -> TurnRecord | None:
 
 
 def _turns(tx: _Tx, session_id: str) -> list[TurnRecord]:
-    found = tx.all(f"SELECT {rows.TURN_COLUMNS} FROM turns WHERE session_id = ? ORDER BY number", (session_id,))
+    sql = f"SELECT {rows.TURN_COLUMNS} FROM turns WHERE session_id = ? ORDER BY number"
+    found = tx.all(sql, (session_id,))
     if not found:
         _require_session(tx, session_id)
     return [rows.turn(row) for row in found]
@@ -811,9 +821,10 @@ def _take_inbox(tx: _Tx, agent_id: str) -> list[TurnRecord]:
         session_id = inbox_session_id(agent_id, from_agent)
         if tx.one("SELECT 1 FROM sessions WHERE id = ?", (session_id,)) is None:
             _create_session(tx, SessionInfo(session_id, "agent"), agent_id, "{}")
-        role = json.loads(body)["role"]
-        turn = _accept(tx, session_id, uuid.uuid4().hex, role, body, "agent", from_agent)
-        tx.run("UPDATE inbox SET session_id = ?, turn_id = ? WHERE id = ?", (session_id, turn.turn_id, item_id))
+        turn = _accept(tx, session_id, new_id(), body, "agent", from_agent)
+        tx.run(
+            "UPDATE inbox SET session_id = ?, turn_id = ? WHERE id = ?", (session_id, turn.turn_id, item_id)
+        )
         taken.append(turn)
     return taken
 
