@@ -36,6 +36,7 @@ from turnkit.prompting import assemble
 from turnkit_hookspecs import Message, hookimpl
 
 
+
 def plugins() -> list[tuple[str, object]]:
     """Ten plugins over guard, pipeline, resolve and effect points."""
 
@@ -73,19 +74,20 @@ def plugins() -> list[tuple[str, object]]:
     return [(f"trivial-{i:02d}", cls()) for i, cls in enumerate(kinds)]
 
 
-def agent(folder: Path) -> Agent:
-    config = parse_config({"store": {"url": str(folder / "bench.db")}, "turns": {"history": 20}})
+def agent(folder: Path, synchronous: str = "full") -> Agent:
+    store = {"url": str(folder / "bench.db"), "synchronous": synchronous}
+    config = parse_config({"store": store, "turns": {"history": 20}})
     manager = PluginManager(config.plugins)
     for name, plugin in plugins():
         manager.register(plugin, name)
     return Agent(config, manager=manager)
 
 
-def floor(path: Path, turns: int) -> float:
+def floor(path: Path, turns: int, synchronous: str) -> float:
     """Seconds per turn of the hand loop."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"PRAGMA synchronous={synchronous.upper()}")
     db.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, session TEXT, role TEXT, body TEXT)")
     start = time.perf_counter()
     for number in range(turns):
@@ -100,10 +102,10 @@ def floor(path: Path, turns: int) -> float:
     return elapsed / turns
 
 
-async def one_session(folder: Path, turns: int) -> tuple[float, list[float]]:
+async def one_session(folder: Path, turns: int, synchronous: str) -> tuple[float, list[float]]:
     """Seconds per turn over one session, and each turn's time."""
     times = []
-    async with agent(folder) as a:
+    async with agent(folder, synchronous) as a:
         session = (await a.sessions.open()).session_id
         for number in range(turns):
             started = time.perf_counter()
@@ -113,9 +115,9 @@ async def one_session(folder: Path, turns: int) -> tuple[float, list[float]]:
     return sum(times) / turns, times
 
 
-async def many_sessions(folder: Path, sessions: int, turns: int) -> float:
+async def many_sessions(folder: Path, sessions: int, turns: int, synchronous: str) -> float:
     """Seconds per turn with ``sessions`` sessions driven concurrently."""
-    async with agent(folder) as a:
+    async with agent(folder, synchronous) as a:
         ids = [(await a.sessions.open()).session_id for _ in range(sessions)]
 
         async def drive(session: str) -> None:
@@ -152,23 +154,31 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer turns (a smoke run)")
     quick = parser.parse_args().quick
     turns, history = (300, 10_000) if quick else (2000, 100_000)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:  # a real disk, not a tmpfs: fsync counts
         folder = Path(tmp)
-        floor_turn = floor(folder / "floor.db", turns)
-        ours, times = asyncio.run(one_session(_sub(folder, "one"), turns))
-        concurrent = asyncio.run(many_sessions(_sub(folder, "many"), 100, max(2, turns // 100)))
+        for synchronous in ("full", "normal"):
+            floor_turn = floor(folder / f"floor-{synchronous}.db", turns, synchronous)
+            ours, times = asyncio.run(one_session(_sub(folder, f"one-{synchronous}"), turns, synchronous))
+            many = _sub(folder, f"many-{synchronous}")
+            concurrent = asyncio.run(many_sessions(many, 100, max(2, turns // 100), synchronous))
+            early, late = statistics.mean(times[10:110]), statistics.mean(times[-100:])
+            print(f"[store] synchronous = {synchronous}")
+            print(f"  floor (hand loop, 1 txn/turn)  {1 / floor_turn:7.0f} turns/s {1e6 * floor_turn:7.0f} µs/turn")
+            for label, value in (("one session", ours), ("100 sessions at once", concurrent)):
+                print(
+                    f"  turnkit, {label:<21} {1 / value:7.0f} turns/s {1e6 * value:7.0f} µs/turn"
+                    f"  ratio {value / floor_turn:.2f}"
+                )
+            print(
+                f"  flatness: turns 10-110 {1e6 * early:.0f} µs, last 100 of {turns} {1e6 * late:.0f} µs,"
+                f" ratio {late / early:.2f}"
+            )
         sizes = asyncio.run(assembly(_sub(folder, "assembly"), [10, history], 50))
-    early = statistics.mean(times[10:110])
-    late = statistics.mean(times[-100:])
-    print(f"floor (hand loop, 1 txn/turn)   {1 / floor_turn:8.0f} turns/s  {1e6 * floor_turn:7.0f} µs/turn")
-    print(f"turnkit, one session             {1 / ours:8.0f} turns/s  {1e6 * ours:7.0f} µs/turn  ratio {ours / floor_turn:.2f}")
-    print(
-        f"turnkit, 100 sessions at once    {1 / concurrent:8.0f} turns/s  {1e6 * concurrent:7.0f} µs/turn"
-        f"  ratio {concurrent / floor_turn:.2f}"
-    )
-    print(f"flatness: turns 10-110 {1e6 * early:.0f} µs, last 100 of {turns} {1e6 * late:.0f} µs, ratio {late / early:.2f}")
     small, large = sizes[10], sizes[history]
-    print(f"prompt assembly: 10 messages {1e6 * small:.0f} µs, {history} messages {1e6 * large:.0f} µs, ratio {large / small:.2f}")
+    print(
+        f"prompt assembly: 10 messages {1e6 * small:.0f} µs, {history} messages {1e6 * large:.0f} µs,"
+        f" ratio {large / small:.2f}"
+    )
     sys.stdout.flush()
 
 

@@ -2,10 +2,11 @@
 
 Actions are the methods a service marks with ``@action``
 (:func:`turnkit_hookspecs.action`). An unknown service or action is the
-caller's mistake and raises; anything going wrong *inside* an action
-(including a payload that does not fit its signature) comes back as an
-:class:`~turnkit_hookspecs.ActionResult` with ``ok=False``, so one failing
-action never takes the host down.
+caller's mistake and raises :class:`~turnkit.errors.UnknownActionError`,
+naming the running services or the closest action; anything going wrong
+*inside* an action (including a payload that does not fit its signature)
+comes back as an :class:`~turnkit_hookspecs.ActionResult` with
+``ok=False``, so one failing action never takes the host down.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class ActionRegistry:
 
     async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:
         """Run ``action`` with ``payload`` as keyword arguments."""
-        spec, method = self._lookup(action)
+        _, method = self._lookup(action)
         arguments = dict(payload or {})
         try:
             inspect.signature(method).bind(**arguments)
@@ -86,13 +87,14 @@ class ActionRegistry:
         if found is not None:
             return found
         service = action.split(".", 1)[0]
-        if "." not in action or not any(name.startswith(service + ".") for name in self._actions):
-            services = sorted({name.split(".", 1)[0] for name in self._actions})
-            raise UnknownActionError(
-                f"unknown service in {action!r} (running services with actions: {', '.join(services) or 'none'})"
-            )
         close = difflib.get_close_matches(action, list(self._actions), n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
+        if "." not in action or not any(name.startswith(service + ".") for name in self._actions):
+            services = sorted({name.split(".", 1)[0] for name in self._actions})
+            running = ", ".join(services) or "none"
+            raise UnknownActionError(
+                f"unknown service {service!r} in {action!r} (running services with actions: {running}){hint}"
+            )
         raise UnknownActionError(f"service {service!r} has no action {action.split('.', 1)[1]!r}{hint}")
 
 

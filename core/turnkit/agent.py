@@ -84,7 +84,9 @@ class Agent:
 
     def _started(self, part: Any) -> Any:
         if part is None:
-            raise TurnkitError("the agent is not started: use 'async with Agent(...)' or 'await agent.start()'")
+            raise TurnkitError(
+                "the agent is not started: use 'async with Agent(...)' or 'await agent.start()'"
+            )
         return part
 
     # ------------------------------------------------------------------ lifecycle
@@ -97,7 +99,11 @@ class Agent:
         await self.stop()
 
     async def start(self) -> None:
-        """Load plugins, open the store, start services, recover and resume turns."""
+        """Load plugins, open the store, start services, recover and resume turns.
+
+        If any of it fails, what already started is stopped again, the store
+        is closed and the agent is left unstarted.
+        """
         manager = self._given_manager
         if manager is None:
             manager = PluginManager.load(self.config, self.env, self.traces, strict=True)
@@ -113,8 +119,12 @@ class Agent:
             )
             await self._orchestrator.start()
         except BaseException:
+            # Undo what started, and leave the agent as unstarted: no closed store behind `agent.store`.
+            if self._orchestrator is not None:
+                await self._orchestrator.stop()
             await self._stop_services()
             await self._store.close()
+            self._store = self._orchestrator = None
             raise
 
     async def stop(self) -> None:
@@ -176,7 +186,9 @@ class Agent:
         if isinstance(message, str):
             message = Message.of("user", message)
         session = await self.sessions.open(session_id)
-        return await self.sessions.turn(session.session_id, message, initiator=initiator, initiator_id=initiator_id)
+        return await self.sessions.turn(
+            session.session_id, message, initiator=initiator, initiator_id=initiator_id
+        )
 
     async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:
         """Call ``service.action`` (see :meth:`AgentContext.invoke`)."""
@@ -265,4 +277,3 @@ class AgentContext:
         action comes back as ``ActionResult(ok=False, error=...)``.
         """
         return await self._agent.actions.invoke(action, payload)
-

@@ -36,10 +36,9 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 def _manager(ctx: click.Context) -> PluginManager:
     """Load every service and plugin without refusing on missing required ones."""
     from .config import load_config
+    from .defaults import install_defaults
     from .errors import TurnkitError
     from .manager import PluginManager
-
-    from .defaults import install_defaults
 
     try:
         config = load_config(ctx.obj)
@@ -66,7 +65,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps([r.as_json() for r in records], indent=2))
     else:
         for record in records:
-            kind = "service" if record.group == "turnkit.services" else "plugin"
+            kind = {"turnkit.services": "service", "turnkit.builtin": "built in"}.get(record.group, "plugin")
             dist = (
                 f"{record.distribution} {record.version}" if record.distribution else "(registered in code)"
             )

@@ -34,7 +34,9 @@ def _run(ctx: click.Context, work: Callable[..., Awaitable[T]], *args: Any) -> T
 
 @click.command()
 @click.argument("text")
-@click.option("--session", "session_id", help="Continue this session (created if absent); default: a new one.")
+@click.option(
+    "--session", "session_id", help="Continue this session (created if absent); default: a new one."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the session, the turn and the reply as JSON.")
 @click.pass_context
 def send(ctx: click.Context, text: str, session_id: str | None, as_json: bool) -> None:
@@ -50,10 +52,12 @@ def send(ctx: click.Context, text: str, session_id: str | None, as_json: bool) -
         from turnkit_hookspecs import unstructure
 
         click.echo(json.dumps(unstructure(result), indent=2))
-    elif result.reply is not None:
+    else:
+        # also when the turn was denied or failed: the session is there to inspect
         if session_id is None:
             click.echo(f"session: {turn.session_id}", err=True)
-        click.echo(result.reply.text)
+        if result.reply is not None:
+            click.echo(result.reply.text)
     if turn.status == "denied":
         click.echo(f"turn denied: {turn.error}", err=True)
         sys.exit(2)
@@ -136,12 +140,18 @@ def show(ctx: click.Context, session_id: str, trace: bool, audit: bool) -> None:
         click.echo(f"forked from {info.parent_session_id} at message {info.fork_point}")
     click.echo("\nmessages:")
     for stored in data["messages"]:
-        flags = "".join(f" [{f}]" for f, on in (("compressed", stored.compressed), ("summary", stored.summary)) if on)
+        flags = "".join(
+            f" [{f}]" for f, on in (("compressed", stored.compressed), ("summary", stored.summary)) if on
+        )
         click.echo(f"  #{stored.id} {stored.message.role}{flags}: {_describe(stored.message)}")
     click.echo("\nturns:")
     for turn in data["turns"]:
         who = turn.initiator + (f":{turn.initiator_id}" if turn.initiator_id else "")
-        took = f" {1000 * (turn.finished_at - turn.started_at):.1f} ms" if turn.finished_at and turn.started_at else ""
+        took = (
+            f" {1000 * (turn.finished_at - turn.started_at):.1f} ms"
+            if turn.finished_at and turn.started_at
+            else ""
+        )
         error = f"  {turn.error}" if turn.error else ""
         rerun = f"  (re-run of {turn.rerun_of})" if turn.rerun_of else ""
         click.echo(f"  {turn.number:>4} {turn.turn_id} {turn.status:<11} by {who}{took}{error}{rerun}")
@@ -154,7 +164,9 @@ def show(ctx: click.Context, session_id: str, trace: bool, audit: bool) -> None:
     if audit:
         click.echo("\naudit:")
         for event in data["audit"]:
-            click.echo(f"  {_when(event.at)}  {event.extension_id:<20} {event.action:<24} {json.dumps(event.detail)}")
+            click.echo(
+                f"  {_when(event.at)}  {event.extension_id:<20} {event.action:<24} {json.dumps(event.detail)}"
+            )
 
 
 @sessions.command()
@@ -183,7 +195,13 @@ def export(ctx: click.Context, session_id: str) -> None:
             for t in data["turns"]
         ],
         "audit": [
-            {"at": e.at, "extension_id": e.extension_id, "action": e.action, "turn_id": e.turn_id, "detail": e.detail}
+            {
+                "at": e.at,
+                "extension_id": e.extension_id,
+                "action": e.action,
+                "turn_id": e.turn_id,
+                "detail": e.detail,
+            }
             for e in data["audit"]
         ],
     }
@@ -224,7 +242,12 @@ async def _gather(store: Store, session_id: str, trace: bool, audit: bool) -> di
 def _session_json(record: SessionRecord) -> dict[str, Any]:
     from turnkit_hookspecs import unstructure
 
-    return {**unstructure(record.info), "agent_id": record.agent_id, "created_at": record.created_at, "updated_at": record.updated_at}
+    return {
+        **unstructure(record.info),
+        "agent_id": record.agent_id,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
 
 
 def _turn_json(turn: TurnRecord) -> dict[str, Any]:

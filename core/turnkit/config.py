@@ -62,12 +62,16 @@ class StoreConfig:
     durability setting in WAL mode: ``full`` (the default: a stored message
     is never lost) makes every commit survive a power cut, at the price of
     an fsync per commit; ``normal`` survives a crash of the process but may
-    lose the last commits on a power cut.
+    lose the last commits on a power cut. ``thread`` runs the database
+    calls on a thread of their own: slower per call, but a wait for another
+    process's lock (up to ``busy_timeout`` seconds) never stalls the agent;
+    turn it on when several processes share one file.
     """
 
     url: str = "turnkit.db"
     synchronous: Literal["normal", "full"] = "full"
     busy_timeout: float = 5.0
+    thread: bool = False
 
 
 @attrs.frozen

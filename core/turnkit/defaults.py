@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from turnkit_hookspecs import Message, Prompt, TextBlock, ToolCallBlock, ToolOutputBlock, hookimpl
 
 from .config import ModelConfig, ScriptStep
+from .discovery import BUILTIN_GROUP
 
 if TYPE_CHECKING:
     from .manager import PluginManager
@@ -41,7 +42,7 @@ BLOCK_COST = 64
 def install_defaults(manager: PluginManager, model: ModelConfig) -> None:
     """Register the built-in answers with ``manager`` unless they already are."""
     if DEFAULTS_NAME not in manager.records:
-        manager.register(Defaults(model), DEFAULTS_NAME)
+        manager.register(Defaults(model), DEFAULTS_NAME, group=BUILTIN_GROUP)
 
 
 class Defaults:

@@ -17,6 +17,8 @@ import importlib_metadata
 
 SERVICES_GROUP = "turnkit.services"
 PLUGINS_GROUP = "turnkit.plugins"
+#: Not an entry point group: what the runtime registers itself (the built-in defaults).
+BUILTIN_GROUP = "turnkit.builtin"
 LOAD_ENV = "TURNKIT_LOAD_PLUGINS"
 DISABLE_ENV = "TURNKIT_DISABLE_PLUGINS"
 

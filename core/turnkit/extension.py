@@ -42,7 +42,9 @@ class SessionContexts(ContextSource):
         """The view ``plugin`` acts through (audited under its name)."""
         view = self._views.get(plugin)
         if view is None:
-            view = self._views[plugin] = ExtensionContext(self._orchestrator, self.session, self.turn_id, plugin)
+            view = self._views[plugin] = ExtensionContext(
+                self._orchestrator, self.session, self.turn_id, plugin
+            )
         return view
 
 
@@ -89,7 +91,9 @@ class ExtensionContext:
         await self._o.store.audit(self.session_id, self._extension_id, action, detail or {}, self._turn_id)
 
     async def _child(self, child_id: str) -> SessionRecord:
-        record: SessionRecord | None = await self._o.session(_require(child_id, str, "child_id"), missing_ok=True)
+        record: SessionRecord | None = await self._o.session(
+            _require(child_id, str, "child_id"), missing_ok=True
+        )
         if record is None or record.info.parent_session_id != self.session_id:
             raise SessionError(f"session {child_id!r} is not a child of session {self.session_id!r}")
         if record.info.status != "active":
@@ -104,7 +108,9 @@ class ExtensionContext:
         _require(value, str, "value")
         await self._o.store.add_context(self.session_id, key, value, self._extension_id, self._turn_id)
         await self._audit("contribute_context", {"key": key, "chars": len(value)})
-        await self._o.dispatch.effect("session_context_contributed", ctx=self._contexts(), key=key, value=value)
+        await self._o.dispatch.effect(
+            "session_context_contributed", ctx=self._contexts(), key=key, value=value
+        )
 
     async def fork(self, options: ForkOptions | None = None) -> str:
         """Create a child session seeing this history up to now; return its id.
@@ -157,7 +163,9 @@ class ExtensionContext:
                 "session_compress", ctx=contexts, messages=history, reason="merge"
             )
         text = _require(summary, str, "summary")
-        message = Message.of("system", f"Result of child session {child_id}: {text}", metadata={"merged_from": child_id})
+        message = Message.of(
+            "system", f"Result of child session {child_id}: {text}", metadata={"merged_from": child_id}
+        )
         stored = await self._o.store.append_message(self.session_id, message, self._turn_id)
         await self._o.set_status(child_id, "merged")
         await self._audit("merge", {"child": child_id, "message_id": stored.id})
@@ -182,7 +190,9 @@ class ExtensionContext:
     async def get_context_window_state(self) -> ContextWindowState:
         """How full the next prompt's window is, counted by ``session_token_count``."""
         messages = await self._window_messages()
-        tokens = await self._o.dispatch.resolve("session_token_count", ctx=self._contexts(), messages=messages)
+        tokens = await self._o.dispatch.resolve(
+            "session_token_count", ctx=self._contexts(), messages=messages
+        )
         state = ContextWindowState.measure(tokens, self._o.config.model.max_tokens)
         await self._audit("get_context_window_state", {"tokens": tokens, "level": state.level})
         return state
@@ -199,18 +209,23 @@ class ExtensionContext:
 
         The summary comes from ``session_compress``; the summarised messages
         are marked compressed (kept, never deleted) and the next prompt uses
-        the summary plus the recent messages. Nothing to compress is not an
+        the summary plus the recent messages. An earlier summary still in
+        effect is summarised first, whatever its position among the
+        messages (it stands for everything before them), so compressing
+        again never loses what it said. Nothing to compress is not an
         error: it is audited as such.
         """
         _require(reason, str, "reason")
         keep = self._o.config.turns.keep_recent
         lineage = [m for m in await self._o.store.messages(self.session_id, lineage=True) if not m.compressed]
-        ordinary = [m for m in visible(lineage) if not m.summary]
+        seen = visible(lineage)
+        ordinary = [m for m in seen if not m.summary]
         if len(ordinary) <= keep:
             await self._audit("compress_skipped", {"reason": reason, "messages": len(ordinary)})
             return
         upto = ordinary[-keep - 1].id
-        older = [m.message for m in visible(lineage) if m.id <= upto]
+        earlier = [m.message for m in seen if m.summary][-1:]
+        older = [*earlier, *(m.message for m in ordinary if m.id <= upto)]
         contexts = self._contexts()
         text = await self._o.dispatch.resolve("session_compress", ctx=contexts, messages=older, reason=reason)
         summary = Message.of("system", text, metadata={COVERS: upto, "reason": reason})
@@ -224,13 +239,17 @@ class ExtensionContext:
         """Deliver ``message`` to ``agent_id``'s durable inbox (guarded by ``agent_message``)."""
         _require(agent_id, str, "agent_id")
         _require(message, Message, "message")
-        deny = await self._o.dispatch.guard("agent_message", ctx=self._contexts(), agent_id=agent_id, message=message)
+        deny = await self._o.dispatch.guard(
+            "agent_message", ctx=self._contexts(), agent_id=agent_id, message=message
+        )
         if deny is not None:
             await self._audit("send_to_agent_denied", {"to": agent_id, "denied_by": deny.plugin})
             raise SessionError(f"message to agent {agent_id!r} denied by {deny.plugin}: {deny.reason}")
         known = await self._o.store.agents()
         if agent_id not in known:
-            raise UnknownAgentError(f"no agent {agent_id!r} uses this store (known agents: {', '.join(known)})")
+            raise UnknownAgentError(
+                f"no agent {agent_id!r} uses this store (known agents: {', '.join(known)})"
+            )
         item = await self._o.store.deliver(agent_id, self._o.agent_id, message)
         await self._audit("send_to_agent", {"to": agent_id, "inbox_id": item.id})
         if agent_id == self._o.agent_id:

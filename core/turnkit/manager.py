@@ -221,14 +221,21 @@ class PluginManager:
         loaded = (self.pm.get_plugin(n) for n, r in self.records.items() if r.group == SERVICES_GROUP)
         return {service.name: service for service in loaded if service is not None}
 
-    def register(self, plugin: object, name: str | None = None, *, distribution: str | None = None) -> str:
+    def register(
+        self,
+        plugin: object,
+        name: str | None = None,
+        *,
+        distribution: str | None = None,
+        group: str = PLUGINS_GROUP,
+    ) -> str:
         """Register a plugin object (a module or an instance) and validate its hooks.
 
         Raises :class:`PluginLoadError` naming the problem; nothing stays
         registered then.
         """
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
-        record = PluginRecord(name=name, group=PLUGINS_GROUP, distribution=distribution)
+        record = PluginRecord(name=name, group=group, distribution=distribution)
         return self._register(plugin, record)
 
     def _register(self, plugin: object, record: PluginRecord) -> str:

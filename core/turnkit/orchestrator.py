@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .actions import ActionRegistry
     from .config import Config
     from .manager import PluginManager
-    from .store import SessionRecord, Store, TurnRecord
+    from .store import Claim, SessionRecord, Store, TurnRecord
     from .tracing import TurnTraceSink
 
 #: The extension id the runtime's own audit events carry.
@@ -109,7 +109,10 @@ class SessionOrchestrator:
     async def _recover(self) -> None:
         for turn in await self.store.interrupt_running(self.agent_id):
             detail = {"turn": turn.turn_id, "number": turn.number, "policy": self.config.turns.interrupted}
-            if self.config.turns.interrupted == "rerun":
+            if turn.rerun_of is not None:  # the re-run crashed too: once is the limit
+                self.log.warning("turn %s re-ran an interrupted turn and was interrupted too; not re-run", turn.turn_id)
+                detail["policy"] = "report"
+            elif self.config.turns.interrupted == "rerun":
                 try:
                     rerun = await self.store.requeue(turn.turn_id, new_id())
                 except StoreError as exc:  # already re-run once: report instead of running twice
@@ -195,9 +198,20 @@ class SessionOrchestrator:
         record = await self.session(session_id)
         if record.info.status != "active":
             raise SessionError(f"session {session_id!r} is {record.info.status}; it takes no more turns")
-        turn = await self.store.accept(session_id, new_id(), message, initiator, initiator_id)
-        self._waiters[turn.turn_id] = asyncio.get_running_loop().create_future()
-        self._schedule(session_id)
+        turn_id, history = new_id(), self.config.turns.history
+        self._waiters[turn_id] = asyncio.get_running_loop().create_future()
+        try:
+            if session_id in self._workers:
+                turn = await self.store.accept(session_id, turn_id, message, initiator, initiator_id)
+                self._schedule(session_id)
+            else:  # an idle session: accept and start the turn in one commit
+                turn, claim = await self.store.accept_and_claim(
+                    session_id, turn_id, message, initiator, initiator_id, history
+                )
+                self._schedule(session_id, claim)
+        except BaseException:
+            self._waiters.pop(turn_id, None)
+            raise
         return turn
 
     async def settle(self, session_id: str) -> None:
@@ -205,31 +219,35 @@ class SessionOrchestrator:
         while session_id in self._workers:
             await self._idle.setdefault(session_id, asyncio.Event()).wait()
 
-    def _schedule(self, session_id: str) -> None:
+    def _schedule(self, session_id: str, claim: Claim | None = None) -> None:
+        """Make sure a worker runs the session's queued turns (starting with ``claim``, if given)."""
         self._wake.add(session_id)
         if session_id not in self._workers and not self._closing:
             self._idle.pop(session_id, None)
-            task = asyncio.get_running_loop().create_task(self._work(session_id), name=f"turns {session_id}")
-            self._workers[session_id] = task
+            work = self._work(session_id, claim)
+            self._workers[session_id] = asyncio.get_running_loop().create_task(work, name=f"turns {session_id}")
 
-    async def _work(self, session_id: str) -> None:
+    async def _work(self, session_id: str, claim: Claim | None) -> None:
         """Run the session's queued turns one after another until none is left."""
+        history = self.config.turns.history
         try:
             while not self._closing:
-                self._wake.discard(session_id)
-                claimed = await self.store.claim_turn(session_id)
-                if claimed is None:
-                    if session_id in self._wake:  # a message arrived while we looked
-                        continue
-                    return
-                turn, message = claimed
+                if claim is None:
+                    self._wake.discard(session_id)
+                    claim = await self.store.claim_next(session_id, history)
+                    if claim is None:
+                        if session_id in self._wake:  # a message arrived while we looked
+                            continue
+                        return
+                turn_id = claim.turn.turn_id
                 try:
-                    result = await self.run_turn(turn, message)
+                    result = await self.run_turn(claim)
                 except Exception as exc:  # the store failed under us: the turn stays running
-                    self.log.exception("turn %s could not be finished", turn.turn_id)
-                    self._settle_waiter(turn.turn_id, exc)
+                    self.log.exception("turn %s could not be finished", turn_id)
+                    self._settle_waiter(turn_id, exc)
                     return
-                self._settle_waiter(turn.turn_id, result)
+                self._settle_waiter(turn_id, result)
+                claim = None
         finally:
             self._workers.pop(session_id, None)
             self._idle.setdefault(session_id, asyncio.Event()).set()
@@ -243,8 +261,9 @@ class SessionOrchestrator:
         else:
             waiter.set_result(outcome)
 
-    async def run_turn(self, turn: TurnRecord, inbound: Message) -> TurnResult:
+    async def run_turn(self, claim: Claim) -> TurnResult:
         """Run one claimed turn through the points and commit it."""
+        turn, inbound = claim.turn, claim.message
         token = trace_scope.set(turn.turn_id)
         try:
             session = await self.session(turn.session_id)
@@ -260,10 +279,8 @@ class SessionOrchestrator:
                     await dispatch.effect("turn_denied", ctx=contexts, turn=done.info, message=inbound, deny=deny)
                     return TurnResult(done.info, deny=deny)
                 message = await dispatch.pipeline("turn_inbound", ctx=contexts, turn=info, message=inbound)
-                window = await self.store.window(turn.session_id, self.config.turns.history)
-                contributed = await self.store.pending_context(turn.session_id, exclude_turn=turn.turn_id)
-                consumed = [item.id for item in contributed]
-                prompt = assemble(window, turn.message_id, message, contributed, self.actions.tools)
+                consumed = [item.id for item in claim.context]
+                prompt = assemble(claim.window, turn.message_id, message, claim.context, self.actions.tools)
                 prompt = await dispatch.pipeline("turn_prompt", ctx=contexts, turn=info, prompt=prompt)
                 steps, reply = await self._reply(contexts, info, prompt)
                 reply = await dispatch.pipeline("turn_outbound", ctx=contexts, turn=info, message=reply)

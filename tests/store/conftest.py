@@ -1,7 +1,8 @@
 """The ``store`` fixture, once per backend.
 
 Every test here written against :class:`~turnkit.store.Store` runs on each
-backend listed in ``BACKENDS``; a PostgreSQL store joins by adding its name
+backend listed in ``BACKENDS`` (SQLite with calls on the event loop's
+thread, and on the store's own thread); a PostgreSQL store joins by adding its name
 and a branch in :func:`_make`. Timestamps come from a clock that ticks one
 second per call, so orderings by time never tie.
 """
@@ -16,12 +17,13 @@ from turnkit.store import SQLiteStore, Store
 
 from .helpers import Clock, Connect
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "sqlite-threaded"]
 
 
 def _make(backend: str, tmp_path: Path, clock: Clock) -> Store:
-    if backend == "sqlite":
-        return SQLiteStore(str(tmp_path / "turnkit.db"), clock=clock)
+    if backend.startswith("sqlite"):
+        threaded = backend == "sqlite-threaded"
+        return SQLiteStore(str(tmp_path / "turnkit.db"), clock=clock, threaded=threaded)
     raise AssertionError(f"no such backend {backend!r}")
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import StoreError
 from .base import SESSION_STATUSES, Store, inbox_session_id
-from .records import AuditEvent, ContextItem, InboxItem, SessionRecord, StoredMessage, TurnRecord
+from .records import AuditEvent, Claim, ContextItem, InboxItem, SessionRecord, StoredMessage, TurnRecord
 from .sqlite import MEMORY, SQLiteStore
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SESSION_STATUSES",
     "AuditEvent",
+    "Claim",
     "ContextItem",
     "InboxItem",
     "SQLiteStore",
@@ -47,6 +48,7 @@ async def open_store(config: StoreConfig, base_dir: str) -> Store:
         sqlite_path(config.url, base_dir),
         synchronous=config.synchronous,
         busy_timeout=config.busy_timeout,
+        threaded=config.thread,
     )
     await store.open()
     return store

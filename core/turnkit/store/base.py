@@ -18,7 +18,7 @@ from typing import Any
 from turnkit_hookspecs import Initiator, Message, SessionInfo, TurnStatus
 
 from ..tracing import TraceRecord
-from .records import AuditEvent, ContextItem, InboxItem, SessionRecord, StoredMessage, TurnRecord
+from .records import AuditEvent, Claim, ContextItem, InboxItem, SessionRecord, StoredMessage, TurnRecord
 
 #: Session statuses a session can be moved to.
 SESSION_STATUSES = ("active", "closed", "merged", "abandoned")
@@ -161,6 +161,26 @@ class Store(abc.ABC):
         message's id as the turn's ``message_id``, and return the turn with
         its inbound message; otherwise ``None``. This is the per-session
         lease: at most one running turn per session."""
+
+    @abc.abstractmethod
+    async def claim_next(self, session_id: str, history: int) -> Claim | None:
+        """:meth:`claim_turn`, and in the same transaction the new turn's
+        window (``history`` messages) and pending context (its own
+        contributions left out)."""
+
+    @abc.abstractmethod
+    async def accept_and_claim(
+        self,
+        session_id: str,
+        turn_id: str,
+        message: Message,
+        initiator: Initiator,
+        initiator_id: str | None,
+        history: int,
+    ) -> tuple[TurnRecord, Claim | None]:
+        """One transaction: :meth:`accept`, then — only when the session has
+        no other queued or running turn — :meth:`claim_next`. The common case
+        of a turn in an idle session then costs one commit to start."""
 
     @abc.abstractmethod
     async def finish_turn(

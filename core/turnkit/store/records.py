@@ -127,3 +127,19 @@ class InboxItem:
     delivered_at: float
     session_id: str | None = None
     turn_id: str | None = None
+
+
+@attrs.frozen
+class Claim:
+    """A turn just started, with what its prompt needs, read in the same transaction.
+
+    ``window`` is :meth:`Store.window` and ``context`` is
+    :meth:`Store.pending_context` (leaving out the turn's own contributions)
+    as of the moment the turn started: one store round trip instead of three
+    on every turn.
+    """
+
+    turn: TurnRecord
+    message: Message
+    window: list[StoredMessage]
+    context: list[ContextItem]

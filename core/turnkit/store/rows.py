@@ -9,6 +9,7 @@ once here rather than per backend.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +52,36 @@ def parse_message(body: str, where: str) -> Message:
         raise StoreError(f"{where} is unreadable: {exc}") from exc
 
 
+class MessageCache:
+    """Decoded history messages by id, the newest ``size`` kept.
+
+    A stored message's body never changes (compression only flips a column),
+    so each is decoded once: a turn's window then costs a dict lookup and a
+    string comparison per message it already saw, not a JSON parse and a
+    structuring. Entries are checked against the row's body, so an id that
+    a rolled-back transaction had used and the database gave out again can
+    never return the wrong message. One per store.
+    """
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._messages: OrderedDict[int, tuple[str, Message]] = OrderedDict()
+
+    def get(self, message_id: int, body: str, session_id: str) -> Message:
+        """The message of row ``message_id`` (decoding ``body`` on a miss)."""
+        known = self._messages.get(message_id)
+        if known is not None and known[0] == body:
+            return known[1]
+        return self.put(message_id, body, message_body(body, message_id, session_id))
+
+    def put(self, message_id: int, body: str, message: Message) -> Message:
+        """Remember a message just written (or decoded) with its JSON ``body``."""
+        self._messages[message_id] = (body, message)
+        if len(self._messages) > self._size:
+            self._messages.popitem(last=False)
+        return message
+
+
 def message_body(body: str, message_id: int, session_id: str) -> Message:
     """A history message's body, carrying its store id as ``Message.id``.
 
@@ -61,10 +92,10 @@ def message_body(body: str, message_id: int, session_id: str) -> Message:
     return attrs.evolve(message, id=str(message_id))
 
 
-def stored_message(row: Row) -> StoredMessage:
+def stored_message(row: Row, cache: MessageCache) -> StoredMessage:
     """A ``messages`` row."""
     message_id, session_id, turn_id, body, created, compressed, summary = row
-    message = message_body(body, message_id, session_id)
+    message = cache.get(message_id, body, session_id)
     return StoredMessage(message_id, session_id, turn_id, message, created, bool(compressed), bool(summary))
 
 
