@@ -10,7 +10,7 @@ Run: ``python benchmarks/bench_turns.py`` (``--quick`` for a shorter run).
   pipelines, effects, a resolve answering ``None``). Reported: turns per
   second in one session, and across 100 sessions driven concurrently; the
   ratio is ours / floor time per turn (the bar, DESIGN §7, is <= 3).
-* **Flatness**: the mean turn time over turns 10–110 and over the last 100
+* **Flatness**: the mean turn time over turns 10-110 and over the last 100
   of a 2,000-turn session.
 * **Prompt assembly**: the time to assemble the next prompt (store window,
   pending context, assembly) for a session of 10 messages and one of
@@ -34,7 +34,6 @@ from turnkit.config import parse_config
 from turnkit.manager import PluginManager
 from turnkit.prompting import assemble
 from turnkit_hookspecs import Message, hookimpl
-
 
 
 def plugins() -> list[tuple[str, object]]:
@@ -163,7 +162,8 @@ def main() -> None:
             concurrent = asyncio.run(many_sessions(many, 100, max(2, turns // 100), synchronous))
             early, late = statistics.mean(times[10:110]), statistics.mean(times[-100:])
             print(f"[store] synchronous = {synchronous}")
-            print(f"  floor (hand loop, 1 txn/turn)  {1 / floor_turn:7.0f} turns/s {1e6 * floor_turn:7.0f} µs/turn")
+            rate, cost = 1 / floor_turn, 1e6 * floor_turn
+            print(f"  floor (hand loop, 1 txn/turn)  {rate:7.0f} turns/s {cost:7.0f} µs/turn")
             for label, value in (("one session", ours), ("100 sessions at once", concurrent)):
                 print(
                     f"  turnkit, {label:<21} {1 / value:7.0f} turns/s {1e6 * value:7.0f} µs/turn"

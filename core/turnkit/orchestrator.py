@@ -110,7 +110,9 @@ class SessionOrchestrator:
         for turn in await self.store.interrupt_running(self.agent_id):
             detail = {"turn": turn.turn_id, "number": turn.number, "policy": self.config.turns.interrupted}
             if turn.rerun_of is not None:  # the re-run crashed too: once is the limit
-                self.log.warning("turn %s re-ran an interrupted turn and was interrupted too; not re-run", turn.turn_id)
+                self.log.warning(
+                    "turn %s re-ran an interrupted turn and was interrupted too; not re-run", turn.turn_id
+                )
                 detail["policy"] = "report"
             elif self.config.turns.interrupted == "rerun":
                 try:
@@ -225,7 +227,9 @@ class SessionOrchestrator:
         if session_id not in self._workers and not self._closing:
             self._idle.pop(session_id, None)
             work = self._work(session_id, claim)
-            self._workers[session_id] = asyncio.get_running_loop().create_task(work, name=f"turns {session_id}")
+            self._workers[session_id] = asyncio.get_running_loop().create_task(
+                work, name=f"turns {session_id}"
+            )
 
     async def _work(self, session_id: str, claim: Claim | None) -> None:
         """Run the session's queued turns one after another until none is left."""
@@ -276,7 +280,9 @@ class SessionOrchestrator:
                 if deny is not None:
                     error = f"denied by {deny.plugin}: {deny.reason}"
                     done = await self._finish(turn, "denied", error=error)
-                    await dispatch.effect("turn_denied", ctx=contexts, turn=done.info, message=inbound, deny=deny)
+                    await dispatch.effect(
+                        "turn_denied", ctx=contexts, turn=done.info, message=inbound, deny=deny
+                    )
                     return TurnResult(done.info, deny=deny)
                 message = await dispatch.pipeline("turn_inbound", ctx=contexts, turn=info, message=inbound)
                 consumed = [item.id for item in claim.context]
@@ -288,10 +294,14 @@ class SessionOrchestrator:
                 error = f"{type(exc).__name__}: {exc}"
                 self.log.warning("turn %s of session %s failed: %s", turn.turn_id, turn.session_id, error)
                 done = await self._finish(turn, "failed", error=error, consumed=consumed)
-                await dispatch.effect("turn_failed", ctx=contexts, turn=done.info, message=inbound, error=error)
+                await dispatch.effect(
+                    "turn_failed", ctx=contexts, turn=done.info, message=inbound, error=error
+                )
                 return TurnResult(done.info)
             done = await self._finish(turn, "completed", messages=[*steps, reply], consumed=consumed)
-            await dispatch.effect("turn_completed", ctx=contexts, turn=done.info, message=inbound, reply=reply)
+            await dispatch.effect(
+                "turn_completed", ctx=contexts, turn=done.info, message=inbound, reply=reply
+            )
             return TurnResult(done.info, reply=reply)
         finally:
             trace_scope.reset(token)
@@ -308,7 +318,9 @@ class SessionOrchestrator:
             if not calls:
                 return steps, reply
             if len(steps) // 2 >= limit:
-                raise TurnkitError(f"the model asked for tools more than {limit} times ([turns] max_tool_steps)")
+                raise TurnkitError(
+                    f"the model asked for tools more than {limit} times ([turns] max_tool_steps)"
+                )
             outputs = [await self._run_tool(contexts, info, call) for call in calls]
             results = Message("tool", outputs)
             steps += [reply, results]
@@ -317,7 +329,9 @@ class SessionOrchestrator:
     async def _run_tool(self, contexts: SessionContexts, info: Any, call: ToolCallBlock) -> ToolOutputBlock:
         deny = await self.dispatch.guard("tool_authorize", ctx=contexts, turn=info, call=call)
         if deny is not None:
-            return ToolOutputBlock(call.tool_call_id, f"denied by {deny.plugin}: {deny.reason}", is_error=True)
+            return ToolOutputBlock(
+                call.tool_call_id, f"denied by {deny.plugin}: {deny.reason}", is_error=True
+            )
         return await self.actions.run_tool(call)
 
     async def _finish(

@@ -12,7 +12,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .model import ActionResult, ContextWindowState, Deny, ForkOptions, Initiator, Message, SessionInfo, TurnResult
+from .model import (
+    ActionResult,
+    ContextWindowState,
+    Deny,
+    ForkOptions,
+    Initiator,
+    Message,
+    SessionInfo,
+    TurnResult,
+)
 
 
 @runtime_checkable

@@ -334,7 +334,9 @@ class SQLiteStore(Store):
         if history < 0:
             raise ValueError(f"history must not be negative, got {history}")
         body = to_json(message)
-        return await self._write(_accept_and_claim, session_id, turn_id, body, initiator, initiator_id, history)
+        return await self._write(
+            _accept_and_claim, session_id, turn_id, body, initiator, initiator_id, history
+        )
 
     async def finish_turn(
         self,
@@ -741,7 +743,9 @@ def _accept_and_claim(
     history: int,
 ) -> tuple[TurnRecord, Claim | None]:
     turn = _accept(tx, session_id, turn_id, body, initiator, initiator_id)
-    others = "SELECT 1 FROM turns WHERE session_id = ? AND status IN ('queued', 'running') AND id <> ? LIMIT 1"
+    others = (
+        "SELECT 1 FROM turns WHERE session_id = ? AND status IN ('queued', 'running') AND id <> ? LIMIT 1"
+    )
     if tx.one(others, (session_id, turn_id)) is not None:
         return turn, None
     return turn, _claim_next(tx, session_id, history)
