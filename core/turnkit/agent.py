@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from turnkit_hookspecs import ActionResult, Initiator, Message, SessionInfo, TurnResult
 
@@ -27,6 +27,7 @@ from .orchestrator import SessionOrchestrator
 from .store import Store, open_store
 from .tracing import TurnTraceSink
 
+T = TypeVar("T")
 ConfigSource = Config | str | os.PathLike[str] | None
 
 
@@ -82,7 +83,7 @@ class Agent:
         """Open sessions, run turns, read history (what services get as ``context.session``)."""
         return self.context.session
 
-    def _started(self, part: Any) -> Any:
+    def _started(self, part: T | None) -> T:
         if part is None:
             raise TurnkitError(
                 "the agent is not started: use 'async with Agent(...)' or 'await agent.start()'"

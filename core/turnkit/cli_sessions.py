@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _run(ctx: click.Context, work: Callable[..., Awaitable[T]], *args: Any) -> T:
+def _run(ctx: click.Context, work: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
     """Run ``work`` with the runtime's errors turned into clean CLI errors."""
     from .errors import TurnkitError
 

@@ -91,9 +91,7 @@ class ExtensionContext:
         await self._o.store.audit(self.session_id, self._extension_id, action, detail or {}, self._turn_id)
 
     async def _child(self, child_id: str) -> SessionRecord:
-        record: SessionRecord | None = await self._o.session(
-            _require(child_id, str, "child_id"), missing_ok=True
-        )
+        record = await self._o.find_session(_require(child_id, str, "child_id"))
         if record is None or record.info.parent_session_id != self.session_id:
             raise SessionError(f"session {child_id!r} is not a child of session {self.session_id!r}")
         if record.info.status != "active":

@@ -139,7 +139,7 @@ class SessionOrchestrator:
     ) -> SessionRecord:
         """Return session ``session_id``, creating it if absent (a new id when none is given)."""
         if session_id is not None:
-            existing = await self.session(session_id, missing_ok=True)
+            existing = await self.find_session(session_id)
             if existing is not None:
                 return existing
         info = SessionInfo(session_id or new_id(), kind, metadata=metadata or {})
@@ -149,16 +149,20 @@ class SessionOrchestrator:
         """Store a forked session (the fork itself is :mod:`turnkit.extension`'s)."""
         return self._remember(await self.store.create_session(info, self.agent_id))
 
-    async def session(self, session_id: str, *, missing_ok: bool = False) -> Any:
+    async def session(self, session_id: str) -> SessionRecord:
         """The stored session (cached), or :class:`SessionError` naming the id."""
+        record = await self.find_session(session_id)
+        if record is None:
+            raise SessionError(f"no session {session_id!r}")
+        return record
+
+    async def find_session(self, session_id: str) -> SessionRecord | None:
+        """The stored session (cached), or ``None``."""
         record = self._sessions.get(session_id)
         if record is None:
             record = await self.store.get_session(session_id)
-            if record is None:
-                if missing_ok:
-                    return None
-                raise SessionError(f"no session {session_id!r}")
-            self._remember(record)
+            if record is not None:
+                self._remember(record)
         return record
 
     async def set_status(self, session_id: str, status: str) -> None:
