@@ -113,11 +113,13 @@ class Agent:
         install_defaults(manager, self.config.model)
         self._manager = manager
         self._store = await open_store(self.config.store, self.config.base_dir)
+        # Made before the services start so that they can open sessions from start();
+        # it starts running turns (recovery, queued turns, the inbox) once they all have.
+        self._orchestrator = SessionOrchestrator(
+            self.id, self._store, manager, self.config, self.actions, self.traces, self.logger
+        )
         try:
             await self._start_services(manager)
-            self._orchestrator = SessionOrchestrator(
-                self.id, self._store, manager, self.config, self.actions, self.traces, self.logger
-            )
             await self._orchestrator.start()
         except BaseException:
             # Undo what started, and leave the agent as unstarted: no closed store behind `agent.store`.

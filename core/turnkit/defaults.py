@@ -108,7 +108,7 @@ def first_sentence(text: str, limit: int = 200) -> str:
 
 
 def _budget(lines: list[str], chars: int) -> list[str]:
-    """``lines`` within ``chars``: when too long, the oldest and the newest half-budgets, with a gap marker."""
+    """``lines`` within ``chars``: if too long, the oldest and newest half-budgets with a gap marker."""
     if sum(len(line) + 1 for line in lines) <= chars:
         return lines
     head = _within(lines, chars // 2)

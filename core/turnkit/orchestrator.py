@@ -278,7 +278,6 @@ class SessionOrchestrator:
             contexts = SessionContexts(self, session.info, turn.turn_id)
             info = turn.info
             dispatch = self.dispatch
-            consumed: list[int] = []
             try:
                 deny = await dispatch.guard("turn_authorize", ctx=contexts, turn=info, message=inbound)
                 if deny is not None:
@@ -289,7 +288,6 @@ class SessionOrchestrator:
                     )
                     return TurnResult(done.info, deny=deny)
                 message = await dispatch.pipeline("turn_inbound", ctx=contexts, turn=info, message=inbound)
-                consumed = [item.id for item in claim.context]
                 prompt = assemble(claim.window, turn.message_id, message, claim.context, self.actions.tools)
                 prompt = await dispatch.pipeline("turn_prompt", ctx=contexts, turn=info, prompt=prompt)
                 steps, reply = await self._reply(contexts, info, prompt)
@@ -297,11 +295,13 @@ class SessionOrchestrator:
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 self.log.warning("turn %s of session %s failed: %s", turn.turn_id, turn.session_id, error)
-                done = await self._finish(turn, "failed", error=error, consumed=consumed)
+                # contributed context stays pending: no answer was made with it
+                done = await self._finish(turn, "failed", error=error)
                 await dispatch.effect(
                     "turn_failed", ctx=contexts, turn=done.info, message=inbound, error=error
                 )
                 return TurnResult(done.info)
+            consumed = [item.id for item in claim.context]
             done = await self._finish(turn, "completed", messages=[*steps, reply], consumed=consumed)
             await dispatch.effect(
                 "turn_completed", ctx=contexts, turn=done.info, message=inbound, reply=reply

@@ -52,4 +52,6 @@ def visible(window: Sequence[StoredMessage]) -> list[StoredMessage]:
 def context_message(items: Sequence[ContextItem]) -> Message:
     """Contributed context as one system message, one ``key: value`` line per item."""
     lines = "\n".join(f"{item.key}: {item.value}" for item in items)
-    return Message.of("system", f"Context for this turn:\n{lines}", metadata={"context": [i.key for i in items]})
+    return Message.of(
+        "system", f"Context for this turn:\n{lines}", metadata={"context": [i.key for i in items]}
+    )

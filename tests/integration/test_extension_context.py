@@ -616,3 +616,21 @@ async def test_compression_in_a_fork_leaves_the_parent_alone(tmp_path: Path) -> 
             ("user", "p3"),
         ]
         assert not any(m.compressed for m in await agent.store.messages(parent))
+
+
+async def test_context_survives_a_failed_turn_and_lands_in_the_next_prompt(tmp_path: Path) -> None:
+    class FailOnce:
+        @hookimpl
+        def turn_outbound(self, message: Message) -> None:
+            if message.text == "fails":  # the echo of the turn that must fail
+                raise RuntimeError("boom")
+
+    spy, actor = PromptSpy(), Actor()
+    async with running_agent(tmp_path, plugins={"actor": actor, "spy": spy, "failonce": FailOnce()}) as agent:
+        sid = (await agent.send("first")).turn.session_id
+        await act(agent, actor, sid, lambda ctx: ctx.contribute_context("note", "remember me"))
+        failed = await agent.send("fails", sid)
+        assert failed.turn.status == "failed"
+        done = await agent.send("after", sid)
+        assert done.turn.status == "completed"
+    assert any("note: remember me" in text for _, text in spy.of(done.turn))
