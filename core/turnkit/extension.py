@@ -134,7 +134,7 @@ class ExtensionContext:
             fork_point=await store.last_message_id(self.session_id),
             metadata={**options.metadata, "fork_reason": options.reason, "forked_by": self._extension_id},
         )
-        await self._o.create_child(parent, child)
+        await self._o.create_child(child)
         if options.inherit_context:
             for item in await store.pending_context(self.session_id):
                 await store.add_context(child.session_id, item.key, item.value, item.extension_id, None)

@@ -145,7 +145,7 @@ class SessionOrchestrator:
         info = SessionInfo(session_id or new_id(), kind, metadata=metadata or {})
         return self._remember(await self.store.create_session(info, self.agent_id))
 
-    async def create_child(self, parent: SessionRecord, info: SessionInfo) -> SessionRecord:
+    async def create_child(self, info: SessionInfo) -> SessionRecord:
         """Store a forked session (the fork itself is :mod:`turnkit.extension`'s)."""
         return self._remember(await self.store.create_session(info, self.agent_id))
 

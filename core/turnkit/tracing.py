@@ -107,7 +107,7 @@ def expand(batch: Batch) -> Iterator[TraceRecord]:
         yield TraceRecord(scope, point, kind, plugins[index], duration, outcome, error)
 
 
-class TurnTraceSink:
+class TurnTraceSink(MemoryTraceSink):
     """Holds the calls made within turns until the orchestrator stores them.
 
     The orchestrator takes what is pending in the same transaction that ends
@@ -119,7 +119,7 @@ class TurnTraceSink:
     """
 
     def __init__(self, maxlen: int = 100_000) -> None:
-        self._batches: deque[Batch] = deque(maxlen=maxlen)
+        super().__init__(maxlen)
 
     def record(
         self,
@@ -132,9 +132,10 @@ class TurnTraceSink:
     ) -> None:
         """Keep one dispatch's calls if they belong to a turn."""
         if scope is not None:
-            self._batches.append((scope, point, kind, plugins, stamps, marks))
+            super().record(scope, point, kind, plugins, stamps, marks)
 
     def take(self) -> list[TraceRecord]:
         """Everything pending, as records, leaving nothing pending."""
-        batches, self._batches = self._batches, deque(maxlen=self._batches.maxlen)
-        return [record for batch in batches for record in expand(batch)]
+        taken = self.records()
+        self.clear()
+        return taken
