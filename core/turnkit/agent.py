@@ -20,6 +20,7 @@ from turnkit_hookspecs import ActionResult, Initiator, Message, SessionInfo, Tur
 from .actions import ActionRegistry
 from .config import Config, load_config
 from .defaults import install_defaults
+from .dispatch import Dispatcher
 from .errors import TurnkitError
 from .extension import ExtensionContext
 from .manager import PluginManager
@@ -268,7 +269,7 @@ class AgentContext:
         return self._sessions
 
     @property
-    def plugins(self) -> Any:
+    def plugins(self) -> Dispatcher:
         """Dispatch of the four kinds (``await context.plugins.guard("point", ...)``)."""
         return self._agent.manager.dispatch
 
