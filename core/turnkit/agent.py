@@ -10,21 +10,31 @@ loop use :class:`turnkit.sync.SyncAgent`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from turnkit_hookspecs import ActionResult, Initiator, Message, SessionInfo, TurnResult
+from turnkit_hookspecs import (
+    ActionResult,
+    ChunkListener,
+    Initiator,
+    Message,
+    Service,
+    SessionInfo,
+    TurnResult,
+)
 
 from .actions import ActionRegistry
-from .config import Config, load_config
+from .config import Config, load_config, service_settings
 from .defaults import install_defaults
 from .dispatch import Dispatcher
-from .errors import TurnkitError
+from .errors import ConfigError, TurnkitError
 from .extension import ExtensionContext
 from .manager import PluginManager
 from .orchestrator import SessionOrchestrator
+from .storage import ServiceStorage
 from .store import Store, open_store
 from .tracing import TurnTraceSink
 
@@ -61,6 +71,7 @@ class Agent:
         self._manager: PluginManager | None = None
         self._store: Store | None = None
         self._orchestrator: SessionOrchestrator | None = None
+        self._stop_serving = asyncio.Event()
 
     # ------------------------------------------------------------------ parts
 
@@ -155,7 +166,17 @@ class Agent:
         return [(n, available[n]) for n in named + rest if n not in wanted.disabled]
 
     async def _start_services(self, manager: PluginManager) -> None:
+        unknown = sorted(set(self.config.service) - set(manager.services()))
+        if unknown:
+            installed = ", ".join(sorted(manager.services())) or "none"
+            raise ConfigError(
+                f"{self.config.source}: [service.{unknown[0]}] configures a service that is not"
+                f" installed (installed services: {installed})"
+            )
         for name, service in self._start_order(manager):
+            settings_class = getattr(service, "settings_class", None)
+            if settings_class is not None:
+                service.settings = service_settings(self.config, name, settings_class)
             try:
                 await service.start(self.context)
             except Exception as exc:
@@ -176,6 +197,43 @@ class Agent:
                 self.logger.exception("service %s failed to stop", name)
         self.services.clear()
 
+    # ------------------------------------------------------------------ serving
+
+    async def serve(self) -> None:
+        """Run the services' long-running parts (:meth:`Service.serve`) until told to stop.
+
+        Serving ends when :meth:`request_stop` is called (the command line
+        does on SIGINT and SIGTERM), when the task running this is cancelled,
+        or when one service's ``serve`` returns (the terminal channel does
+        when its user quits); the others are then cancelled. A service whose
+        ``serve`` raises ends serving too, and the error is raised here.
+        Turns, the inbox and effects keep running while serving, as they do
+        whenever the agent is started. The agent stays started afterwards.
+        """
+        self._started(self._store)
+        self._stop_serving.clear()
+        loop = asyncio.get_running_loop()
+        serving = {
+            loop.create_task(service.serve(self.context), name=f"turnkit serve {name}"): name
+            for name, service in self.services.items()
+            if _serves(service)
+        }
+        stop = loop.create_task(self._stop_serving.wait())
+        try:
+            done, _ = await asyncio.wait([*serving, stop], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [*serving, stop]:
+                task.cancel()
+            await asyncio.gather(*serving, stop, return_exceptions=True)
+        for task in done:
+            if task in serving and not task.cancelled() and task.exception() is not None:
+                error = task.exception()
+                raise TurnkitError(f"service {serving[task]!r} stopped serving: {error!r}") from error
+
+    def request_stop(self) -> None:
+        """Make :meth:`serve` return (safe to call from a signal handler on the loop)."""
+        self._stop_serving.set()
+
     # ------------------------------------------------------------------ conveniences
 
     async def send(
@@ -185,13 +243,14 @@ class Agent:
         *,
         initiator: Initiator = "user",
         initiator_id: str | None = None,
+        stream: ChunkListener | None = None,
     ) -> TurnResult:
         """Run one turn in ``session_id`` (created if absent, new if ``None``) and return its result."""
         if isinstance(message, str):
             message = Message.of("user", message)
         session = await self.sessions.open(session_id)
         return await self.sessions.turn(
-            session.session_id, message, initiator=initiator, initiator_id=initiator_id
+            session.session_id, message, initiator=initiator, initiator_id=initiator_id, stream=stream
         )
 
     async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:
@@ -228,9 +287,13 @@ class SessionsView:
         *,
         initiator: Initiator = "user",
         initiator_id: str | None = None,
+        stream: ChunkListener | None = None,
     ) -> TurnResult:
-        """Run one turn with ``message`` (queued behind earlier ones) and return how it ended."""
-        return await self._agent.orchestrator.submit(session_id, message, initiator, initiator_id)
+        """Run one turn with ``message`` (queued behind earlier ones) and return how it ended.
+
+        ``stream`` is awaited with each chunk of the reply's text as it is produced.
+        """
+        return await self._agent.orchestrator.submit(session_id, message, initiator, initiator_id, stream)
 
     async def history(self, session_id: str) -> Sequence[Message]:
         """Every message of the session in order, compressed ones included."""
@@ -247,6 +310,11 @@ class AgentContext:
     def __init__(self, agent: Agent) -> None:
         self._agent = agent
         self._sessions = SessionsView(agent)
+
+    @property
+    def agent_id(self) -> str:
+        """The id of the agent (``[agent] id``)."""
+        return self._agent.id
 
     @property
     def config(self) -> Config:
@@ -281,3 +349,13 @@ class AgentContext:
         action comes back as ``ActionResult(ok=False, error=...)``.
         """
         return await self._agent.actions.invoke(action, payload)
+
+    def storage(self, namespace: str) -> ServiceStorage:
+        """Durable records of ``namespace`` (a service's name) in the agent's store."""
+        return ServiceStorage(self._agent.store, namespace)
+
+
+def _serves(service: Any) -> bool:
+    """Whether ``service`` has a long-running part (its ``serve`` is not the base class's no-op)."""
+    serve = getattr(type(service), "serve", None)
+    return serve is not None and serve is not Service.serve

@@ -17,7 +17,29 @@ if TYPE_CHECKING:
     from .manager import PluginManager
 
 
-@click.group()
+class TurnkitGroup(click.Group):
+    """The root command: the runtime's commands, plus one group per installed service.
+
+    A service group (``turnkit task …``) is built only when asked for; a
+    service named like a runtime command (``chat``) keeps its actions under
+    ``turnkit invoke``.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from .cli_actions import service_names
+
+        return sorted({*super().list_commands(ctx), *service_names()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        from .cli_actions import service_group
+
+        return service_group(cmd_name)
+
+
+@click.group(cls=TurnkitGroup)
 @click.option(
     "--config",
     "config_path",
@@ -147,11 +169,13 @@ def _describe_point(manager: PluginManager, name: str) -> dict[str, Any]:
     }
 
 
-def _add_session_commands() -> None:
+def _add_commands() -> None:
+    from .cli_actions import invoke
+    from .cli_serve import chat, serve
     from .cli_sessions import send, sessions
 
-    main.add_command(send)
-    main.add_command(sessions)
+    for command in (send, sessions, serve, chat, invoke):
+        main.add_command(command)
 
 
-_add_session_commands()
+_add_commands()

@@ -11,12 +11,14 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 from turnkit_hookspecs import PayloadError, structure
 
 from .errors import ConfigError
+
+T = TypeVar("T")
 
 #: Looked up in the working directory when neither ``--config`` nor ``TURNKIT_CONFIG`` names a file.
 DEFAULT_CONFIG_FILE = "turnkit.toml"
@@ -143,8 +145,10 @@ class Config:
     """The whole configuration file.
 
     ``plugin`` holds each plugin's own table (``[plugin.redact]``), handed to
-    that plugin unparsed; ``base_dir`` is the folder relative paths are
-    resolved against (the configuration file's).
+    that plugin unparsed; ``service`` each service's (``[service.chat]``),
+    structured into the service's ``settings_class`` when the agent starts;
+    ``base_dir`` is the folder relative paths are resolved against (the
+    configuration file's).
     """
 
     agent: AgentConfig = attrs.field(factory=AgentConfig)
@@ -154,15 +158,19 @@ class Config:
     services: ServicesConfig = attrs.field(factory=ServicesConfig)
     plugins: PluginsConfig = attrs.field(factory=PluginsConfig)
     plugin: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    service: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     base_dir: str = "."
+    #: The file the configuration came from, for error messages.
+    source: str = "<config>"
 
 
 def parse_config(data: Mapping[str, object], source: str = "<config>", base_dir: str = ".") -> Config:
     """Structure already-parsed TOML data; errors name ``source`` and each key path."""
-    if "base_dir" in data:
-        raise ConfigError(f"{source}: $.base_dir: not a configuration key (it is the file's folder)")
+    for computed in ("base_dir", "source"):
+        if computed in data:
+            raise ConfigError(f"{source}: $.{computed}: not a configuration key (it is set from the file)")
     try:
-        return structure({**data, "base_dir": base_dir}, Config)
+        return structure({**data, "base_dir": base_dir, "source": source}, Config)
     except PayloadError as exc:
         raise ConfigError(f"{source}: " + "; ".join(exc.problems)) from exc
 
@@ -185,3 +193,24 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{file}: {exc}") from exc
     return parse_config(data, str(file), str(file.parent.resolve()))
+
+
+def service_settings(config: Config, name: str, settings_class: type[T]) -> T:
+    """Structure ``[service.NAME]`` into ``settings_class``; errors name the file and key path."""
+    try:
+        return structure(config.service.get(name, {}), settings_class)
+    except PayloadError as exc:
+        problems = "; ".join(_under(f"$.service.{name}", problem) for problem in exc.problems)
+        raise ConfigError(f"{config.source}: {problems}") from exc
+
+
+def _under(prefix: str, problem: str) -> str:
+    """A converter problem (``… @ $.http.port``) with its path moved under ``prefix``."""
+    text, marker, path = problem.rpartition(" @ $")
+    return f"{text} @ {prefix}{path}" if marker else f"{problem} @ {prefix}"
+
+
+def with_service_option(config: Config, service: str, key: str, value: Any) -> Config:
+    """``config`` with ``[service.SERVICE] KEY = value`` (the command line's overrides)."""
+    tables = {**config.service, service: {**config.service.get(service, {}), key: value}}
+    return attrs.evolve(config, service=tables)

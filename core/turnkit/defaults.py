@@ -4,7 +4,8 @@ They make an agent run with no plugin at all, offline:
 
 * ``turn_reply`` — the echo/scripted model: it answers with the configured
   ``[model] script`` steps in order (a text or a tool call each), then
-  echoes the last message it was asked about;
+  echoes the last message it was asked about, streaming its text word by
+  word when someone listens;
 * ``session_compress`` — an extractive summary: the first sentence of each
   message, role-labelled, up to a length budget;
 * ``session_token_count`` — about four characters per token, plus a small
@@ -21,7 +22,15 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from turnkit_hookspecs import Message, Prompt, TextBlock, ToolCallBlock, ToolOutputBlock, hookimpl
+from turnkit_hookspecs import (
+    Message,
+    Prompt,
+    ReplyStream,
+    TextBlock,
+    ToolCallBlock,
+    ToolOutputBlock,
+    hookimpl,
+)
 
 from .config import ModelConfig, ScriptStep
 from .discovery import BUILTIN_GROUP
@@ -33,6 +42,8 @@ if TYPE_CHECKING:
 DEFAULTS_NAME = "turnkit-defaults"
 
 _SENTENCE = re.compile(r"(.+?[.!?])(\s|$)", re.S)
+#: The echo model's stream chunks: each word with the whitespace after it.
+_WORDS = re.compile(r"\s*\S+\s*")
 #: Tokens charged per message for role and framing, on top of its text.
 MESSAGE_OVERHEAD = 4
 #: Tokens charged for a block that is not text (an image, a document …).
@@ -53,15 +64,17 @@ class Defaults:
         self._summary_chars = summary_chars
 
     @hookimpl(trylast=True)
-    def turn_reply(self, prompt: Prompt) -> Message:
-        """The next scripted step, or an echo of the last message."""
+    async def turn_reply(self, prompt: Prompt, stream: ReplyStream) -> Message:
+        """The next scripted step, or an echo of the last message; streamed word by word."""
         step = next(self._script, None)
         if step is not None and step.tool is not None:
             call = ToolCallBlock(f"call-{uuid.uuid4().hex[:12]}", step.tool, dict(step.args))
             return Message("assistant", (call,), author="echo")
-        if step is not None:
-            return Message.of("assistant", step.text or "", author="echo")
-        return Message.of("assistant", echo(prompt.messages), author="echo")
+        text = (step.text or "") if step is not None else echo(prompt.messages)
+        if stream.active:
+            for word in _WORDS.findall(text):
+                await stream.write(word)
+        return Message.of("assistant", text, author="echo")
 
     @hookimpl(trylast=True)
     def session_compress(self, messages: Sequence[Message]) -> str:

@@ -24,12 +24,21 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from turnkit_hookspecs import Initiator, Message, SessionInfo, ToolCallBlock, ToolOutputBlock, TurnResult
+from turnkit_hookspecs import (
+    ChunkListener,
+    Initiator,
+    Message,
+    SessionInfo,
+    ToolCallBlock,
+    ToolOutputBlock,
+    TurnResult,
+)
 
 from .errors import SessionError, StoreError, TurnkitError
 from .extension import ExtensionContext, SessionContexts
 from .ids import new_id
 from .prompting import assemble
+from .streaming import TurnStream
 from .tracing import trace_scope
 
 if TYPE_CHECKING:
@@ -70,6 +79,7 @@ class SessionOrchestrator:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wake: set[str] = set()
         self._waiters: dict[str, asyncio.Future[TurnResult]] = {}
+        self._listeners: dict[str, ChunkListener] = {}
         self._idle: dict[str, asyncio.Event] = {}
         self._inbox: asyncio.Task[None] | None = None
         self._closing = False
@@ -184,9 +194,13 @@ class SessionOrchestrator:
         message: Message,
         initiator: Initiator = "user",
         initiator_id: str | None = None,
+        stream: ChunkListener | None = None,
     ) -> TurnResult:
-        """Store ``message`` as a queued turn, run it in its turn, and return how it ended."""
-        turn = await self.enqueue(session_id, message, initiator, initiator_id)
+        """Store ``message`` as a queued turn, run it in its turn, and return how it ended.
+
+        ``stream`` receives the reply's chunks while the turn runs.
+        """
+        turn = await self.enqueue(session_id, message, initiator, initiator_id, stream)
         waiter = self._waiters.get(turn.turn_id)
         assert waiter is not None
         return await waiter
@@ -197,6 +211,7 @@ class SessionOrchestrator:
         message: Message,
         initiator: Initiator = "user",
         initiator_id: str | None = None,
+        stream: ChunkListener | None = None,
     ) -> TurnRecord:
         """Store ``message`` as a queued turn of an active session and schedule it; don't wait."""
         if self._closing:
@@ -206,6 +221,8 @@ class SessionOrchestrator:
             raise SessionError(f"session {session_id!r} is {record.info.status}; it takes no more turns")
         turn_id, history = new_id(), self.config.turns.history
         self._waiters[turn_id] = asyncio.get_running_loop().create_future()
+        if stream is not None:
+            self._listeners[turn_id] = stream
         try:
             if session_id in self._workers:
                 turn = await self.store.accept(session_id, turn_id, message, initiator, initiator_id)
@@ -217,6 +234,7 @@ class SessionOrchestrator:
                 self._schedule(session_id, claim)
         except BaseException:
             self._waiters.pop(turn_id, None)
+            self._listeners.pop(turn_id, None)
             raise
         return turn
 
@@ -261,6 +279,7 @@ class SessionOrchestrator:
             self._idle.setdefault(session_id, asyncio.Event()).set()
 
     def _settle_waiter(self, turn_id: str, outcome: TurnResult | BaseException) -> None:
+        self._listeners.pop(turn_id, None)
         waiter = self._waiters.pop(turn_id, None)
         if waiter is None or waiter.done():
             return
@@ -290,7 +309,8 @@ class SessionOrchestrator:
                 message = await dispatch.pipeline("turn_inbound", ctx=contexts, turn=info, message=inbound)
                 prompt = assemble(claim.window, turn.message_id, message, claim.context, self.actions.tools)
                 prompt = await dispatch.pipeline("turn_prompt", ctx=contexts, turn=info, prompt=prompt)
-                steps, reply = await self._reply(contexts, info, prompt)
+                stream = TurnStream(dispatch, contexts, info, self._listeners.get(turn.turn_id))
+                steps, reply = await self._reply(contexts, info, prompt, stream)
                 reply = await dispatch.pipeline("turn_outbound", ctx=contexts, turn=info, message=reply)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
@@ -311,13 +331,15 @@ class SessionOrchestrator:
             trace_scope.reset(token)
 
     async def _reply(
-        self, contexts: SessionContexts, info: Any, prompt: Any
+        self, contexts: SessionContexts, info: Any, prompt: Any, stream: TurnStream
     ) -> tuple[list[Message], Message]:
         """Ask the model, running the tool calls it makes, at most ``max_tool_steps`` rounds."""
         steps: list[Message] = []
         limit = self.config.turns.max_tool_steps
         while True:
-            reply: Message = await self.dispatch.resolve("turn_reply", ctx=contexts, turn=info, prompt=prompt)
+            reply: Message = await self.dispatch.resolve(
+                "turn_reply", ctx=contexts, turn=info, prompt=prompt, stream=stream
+            )
             calls = reply.tool_calls
             if not calls:
                 return steps, reply

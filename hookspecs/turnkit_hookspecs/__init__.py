@@ -5,13 +5,22 @@ Plugin authors need only this package::
     from turnkit_hookspecs import Deny, Message, hookimpl
 
 The contract is versioned on its own (semver); pin it as
-``turnkit-hookspecs>=0.1,<0.2``.
+``turnkit-hookspecs>=0.1.2,<0.2``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from . import session_points, turn_points
-from .context import Dispatch, ExecutionContext, SessionAccess, SessionExtensionContext
+from .context import (
+    ChunkListener,
+    Dispatch,
+    ExecutionContext,
+    ReplyStream,
+    SessionAccess,
+    SessionExtensionContext,
+    Storage,
+    StorageConflict,
+)
 from .convert import PayloadError, converter, from_json, structure, to_json, unstructure
 from .kinds import Kind, PointKind, effect, guard, kind_of, pipeline, resolve
 from .markers import PROJECT_NAME, hookimpl, hookspec
@@ -20,6 +29,7 @@ from .model import (
     AttachmentBlock,
     Base64Source,
     Block,
+    ChannelMessage,
     ContextWindowState,
     Deny,
     DocumentBlock,
@@ -28,10 +38,12 @@ from .model import (
     Initiator,
     Level,
     Message,
+    Principal,
     Prompt,
     ReasoningBlock,
     SessionInfo,
     Source,
+    StoredRecord,
     TextBlock,
     ToolCallBlock,
     ToolOutputBlock,
@@ -41,7 +53,7 @@ from .model import (
     TurnStatus,
     UrlSource,
 )
-from .service import ActionSpec, Service, action, actions_of
+from .service import ActionSpec, Service, action, action_specs, actions_of
 
 #: The modules declaring the runtime's own extension points.
 CORE_HOOKSPECS = (turn_points, session_points)
@@ -59,6 +71,8 @@ __all__ = [
     "AttachmentBlock",
     "Base64Source",
     "Block",
+    "ChannelMessage",
+    "ChunkListener",
     "ContextWindowState",
     "Deny",
     "Dispatch",
@@ -72,13 +86,18 @@ __all__ = [
     "Message",
     "PayloadError",
     "PointKind",
+    "Principal",
     "Prompt",
     "ReasoningBlock",
+    "ReplyStream",
     "Service",
     "SessionAccess",
     "SessionExtensionContext",
     "SessionInfo",
     "Source",
+    "Storage",
+    "StorageConflict",
+    "StoredRecord",
     "TextBlock",
     "ToolCallBlock",
     "ToolOutputBlock",
@@ -89,6 +108,7 @@ __all__ = [
     "UrlSource",
     "__version__",
     "action",
+    "action_specs",
     "actions_of",
     "converter",
     "effect",

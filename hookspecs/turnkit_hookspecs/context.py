@@ -9,7 +9,7 @@ to the runtime's orchestrator (and audited there).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .model import (
@@ -20,8 +20,34 @@ from .model import (
     Initiator,
     Message,
     SessionInfo,
+    StoredRecord,
     TurnResult,
 )
+
+#: Receives the reply's text chunks as the model produces them (``SessionAccess.turn(stream=...)``).
+ChunkListener = Callable[[str], Awaitable[None]]
+
+
+class StorageConflict(Exception):
+    """A compare-and-set write (``Storage.put(..., expect=N)``) found another version."""
+
+
+@runtime_checkable
+class ReplyStream(Protocol):
+    """Where a streaming ``turn_reply`` writes its text as it is produced.
+
+    Chunks go to whoever asked for the turn with a listener (an SSE client,
+    a Telegram message being edited …), each through the ``turn_chunk``
+    pipeline; with no listener, writing costs next to nothing. The reply the
+    implementation returns is still the whole message: it is what is stored.
+    """
+
+    @property
+    def active(self) -> bool:
+        """Whether anyone listens; a provider may skip streaming when not."""
+
+    async def write(self, text: str) -> None:
+        """Deliver the next chunk of the reply's text."""
 
 
 @runtime_checkable
@@ -118,8 +144,14 @@ class SessionAccess(Protocol):
         *,
         initiator: Initiator = "user",
         initiator_id: str | None = None,
+        stream: ChunkListener | None = None,
     ) -> TurnResult:
-        """Run one turn with ``message`` (queued behind earlier ones) and return how it ended."""
+        """Run one turn with ``message`` (queued behind earlier ones) and return how it ended.
+
+        ``stream`` is awaited with each text chunk of the reply as the model
+        produces it (after the ``turn_chunk`` pipeline); the result still
+        carries the whole stored reply.
+        """
 
     async def history(self, session_id: str) -> Sequence[Message]:
         """Every message of the session in order, compressed ones included."""
@@ -129,8 +161,71 @@ class SessionAccess(Protocol):
 
 
 @runtime_checkable
+class Storage(Protocol):
+    """A service's own durable records, kept in the agent's store.
+
+    Records live in named collections under the namespace the storage was
+    opened with (``context.storage("task")``), as JSON objects with an
+    optional ``text`` indexed for full-text search. Writes are committed
+    before the call returns. ``where`` matches top-level fields of the value
+    by equality (``None`` matches a missing or null field).
+    """
+
+    async def put(
+        self,
+        collection: str,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        text: str | None = None,
+        expect: int | None = None,
+    ) -> StoredRecord:
+        """Create or replace a record and return it.
+
+        ``expect`` makes the write a compare-and-set: ``0`` means the record
+        must not exist yet, ``N`` that it must be at version ``N``; otherwise
+        :class:`StorageConflict` is raised and nothing is written.
+        """
+
+    async def get(self, collection: str, key: str) -> StoredRecord | None:
+        """The record, or ``None``."""
+
+    async def delete(self, collection: str, key: str, *, expect: int | None = None) -> bool:
+        """Remove a record; ``False`` when there was none (``expect`` as in :meth:`put`)."""
+
+    async def list(
+        self,
+        collection: str,
+        *,
+        prefix: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> Sequence[StoredRecord]:
+        """Records ordered by key, optionally those whose key starts with ``prefix``."""
+
+    async def search(
+        self,
+        collection: str,
+        query: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        limit: int = 10,
+    ) -> Sequence[StoredRecord]:
+        """Records whose ``text`` matches the words of ``query``, best first (``score`` set).
+
+        ``query`` is plain words, not a query language: a record matches when
+        it holds any of them, and holding more of them, or rarer ones, ranks
+        it higher.
+        """
+
+
+@runtime_checkable
 class ExecutionContext(Protocol):
     """The capability surface handed to services (DESIGN §1)."""
+
+    @property
+    def agent_id(self) -> str:
+        """The id of the agent hosting the service (``[agent] id``)."""
 
     @property
     def config(self) -> Any:
@@ -158,3 +253,6 @@ class ExecutionContext(Protocol):
         An unknown service or action raises; an exception inside the action
         comes back as an ``ActionResult`` with ``ok=False``.
         """
+
+    def storage(self, namespace: str) -> Storage:
+        """Durable records of ``namespace`` (by convention the service's name) in the agent's store."""

@@ -286,11 +286,68 @@ class ActionResult:
     error: str | None = None
 
 
+# ---------------------------------------------------------------- chat
+
+
+@frozen
+class Principal:
+    """Who speaks on a channel: the channel's own id for them, and what the agent makes of them.
+
+    ``role`` is filled in by the ``chat_principal_role`` resolve point
+    (``None`` when nobody answered).
+    """
+
+    channel: str
+    id: str
+    name: str | None = None
+    role: str | None = None
+
+
+@frozen
+class ChannelMessage:
+    """A message as a chat channel received it, before it becomes a session turn.
+
+    ``chat_id`` is the conversation on the channel (a Telegram chat, an HTTP
+    client's conversation key, the terminal); ``thread_id`` a thread inside
+    it, if the channel has them.
+    """
+
+    channel: str
+    chat_id: str
+    principal: Principal
+    message: Message
+    thread_id: str | None = None
+    metadata: dict[str, Any] = field(factory=dict, converter=_dict_copy, hash=False)
+
+
+# ---------------------------------------------------------------- service storage
+
+
+@frozen
+class StoredRecord:
+    """One record of a service's storage (``context.storage(namespace)``).
+
+    ``value`` is the JSON object stored; ``text`` the optional text indexed
+    for full-text search; ``version`` counts writes (1 for the first), for
+    compare-and-set; ``updated`` is a UNIX time; ``score`` is set by
+    ``search`` (higher is a better match).
+    """
+
+    collection: str
+    key: str
+    value: dict[str, Any] = field(converter=_dict_copy, hash=False)
+    version: int = 1
+    text: str | None = None
+    updated: float = 0.0
+    score: float | None = None
+
+
 __all__ = [
     "ActionResult",
     "AttachmentBlock",
     "Base64Source",
     "Block",
+    "ChannelMessage",
     "ContextWindowState",
     "Deny",
     "DocumentBlock",
@@ -299,11 +356,13 @@ __all__ = [
     "Initiator",
     "Level",
     "Message",
+    "Principal",
     "Prompt",
     "ReasoningBlock",
     "Role",
     "SessionInfo",
     "Source",
+    "StoredRecord",
     "TextBlock",
     "ToolCallBlock",
     "ToolOutputBlock",

@@ -71,7 +71,8 @@ def action(
 ) -> Any:
     """Mark a service method as an action, called with the payload as keyword arguments.
 
-    ``tool=True`` also offers it to the model; its JSON schema is
+    ``tool=True`` also offers it to the model. Its JSON schema (shown to the
+    model, and used by the ``turnkit <service> <action>`` command line) is
     ``parameters``, or is derived from the signature (``str`` → ``string``,
     ``int`` → ``integer`` …; parameters without a default are required). The
     description defaults to the docstring's first line.
@@ -92,7 +93,7 @@ def action(
             name=name or function.__name__,
             description=description if description is not None else doc.split("\n", 1)[0],
             tool=tool,
-            parameters=dict(parameters) if parameters is not None else _schema(function) if tool else None,
+            parameters=dict(parameters) if parameters is not None else _schema(function),
         )
         setattr(function, _ACTION_ATTRIBUTE, spec)
         return function
@@ -100,19 +101,30 @@ def action(
     return mark(function) if function is not None else mark
 
 
+def action_specs(service_class: type) -> dict[str, tuple[str, ActionSpec]]:
+    """The actions a service class declares: name → (method name, spec), without an instance."""
+    found = {}
+    for attribute in dir(service_class):
+        spec = getattr(getattr(service_class, attribute, None), _ACTION_ATTRIBUTE, None)
+        if isinstance(spec, ActionSpec):
+            found[spec.name] = (attribute, spec)
+    return found
+
+
 def actions_of(service: object) -> dict[str, tuple[ActionSpec, Callable[..., Any]]]:
     """The actions of a service object: name → (spec, bound method)."""
-    found = {}
-    for attribute in dir(type(service)):
-        spec = getattr(getattr(type(service), attribute, None), _ACTION_ATTRIBUTE, None)
-        if isinstance(spec, ActionSpec):
-            found[spec.name] = (spec, getattr(service, attribute))
-    return found
+    return {
+        name: (spec, getattr(service, attribute))
+        for name, (attribute, spec) in action_specs(type(service)).items()
+    }
 
 
 def _schema(function: Callable[..., Any]) -> dict[str, Any]:
     """A JSON schema for the keyword arguments of ``function``."""
-    hints = typing.get_type_hints(function)
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # an annotation that does not resolve: the types stay open
+        hints = {}
     properties: dict[str, Any] = {}
     required = []
     for parameter in list(inspect.signature(function).parameters.values())[1:]:  # skip self
@@ -126,6 +138,8 @@ def _schema(function: Callable[..., Any]) -> dict[str, Any]:
 
 def _json_type(annotation: Any) -> dict[str, Any]:
     origin = typing.get_origin(annotation) or annotation
+    if origin in (list, tuple) and typing.get_args(annotation):
+        return {"type": "array", "items": _json_type(typing.get_args(annotation)[0])}
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(annotation) if a is not type(None)]
         return _json_type(options[0]) if len(options) == 1 else {}
@@ -141,13 +155,34 @@ class Service:
     with the kind decorators; the runtime adds them before any plugin is
     validated. A service object is also registered with the plugin manager,
     so it may implement points itself with ``@hookimpl``.
+
+    ``settings_class`` (an attrs class) describes the service's table in the
+    agent's configuration, ``[service.<name>]``; the runtime structures the
+    table into it, reporting a wrong key with its path, and sets
+    ``settings`` before :meth:`start`.
+
+    Lifecycle: :meth:`start` for everything actions need (every command
+    starts it); :meth:`serve` for the long-running part — listening on a
+    socket, a scheduler — which only ``turnkit serve`` (and ``turnkit chat``)
+    runs.
     """
 
     name: ClassVar[str]
     hookspecs: ClassVar[Sequence[ModuleType | type]] = ()
+    settings_class: ClassVar[type | None] = None
+    settings: Any = None
 
     async def start(self, context: ExecutionContext) -> None:
         """Acquire resources; called in the agent's start order."""
+
+    async def serve(self, context: ExecutionContext) -> None:
+        """Run the service's long-running work until cancelled.
+
+        Called after every service has started, when the agent serves. The
+        default returns at once: nothing to serve. Returning ends serving for
+        the whole agent (the terminal channel returns when its user quits);
+        raising is reported and stops the agent too.
+        """
 
     async def stop(self) -> None:
         """Release resources; called in reverse start order."""

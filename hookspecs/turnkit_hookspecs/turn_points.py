@@ -8,7 +8,7 @@ Order within a turn: ``turn_authorize`` → ``turn_inbound`` → prompt assembly
 
 from __future__ import annotations
 
-from .context import SessionExtensionContext
+from .context import ReplyStream, SessionExtensionContext
 from .kinds import effect, guard, pipeline, resolve
 from .model import Deny, Message, Prompt, ToolCallBlock, TurnInfo
 
@@ -59,19 +59,44 @@ def turn_prompt(ctx: SessionExtensionContext, turn: TurnInfo, prompt: Prompt) ->
 
 
 @resolve
-def turn_reply(ctx: SessionExtensionContext, turn: TurnInfo, prompt: Prompt) -> Message | None:
+def turn_reply(
+    ctx: SessionExtensionContext, turn: TurnInfo, prompt: Prompt, stream: ReplyStream
+) -> Message | None:
     """Produce the assistant's reply to a prompt: this is the model.
 
     The first implementation returning a ``Message`` wins; the runtime's
     offline echo model answers last (``trylast``). A reply holding tool calls
     makes the runtime run them and ask again, a bounded number of times.
 
+    A provider that can stream writes the text to ``stream`` as it arrives
+    (``await stream.write(chunk)``) and still returns the whole message,
+    which is what is stored. Write only if you are going to answer.
+
     Example::
 
         @hookimpl
-        async def turn_reply(prompt):
-            answer = await my_model.complete(prompt.messages)
-            return Message.of("assistant", answer)
+        async def turn_reply(prompt, stream):
+            parts = []
+            async for chunk in my_model.stream(prompt.messages):
+                parts.append(chunk)
+                await stream.write(chunk)
+            return Message.of("assistant", "".join(parts))
+    """
+
+
+@pipeline("text")
+def turn_chunk(ctx: SessionExtensionContext, turn: TurnInfo, text: str) -> str | None:
+    """Rewrite one streamed chunk of the reply before a listener gets it.
+
+    Fires only for turns someone listens to. ``turn_outbound`` still sees the
+    whole reply before it is stored; a chunk pipeline sees the text in
+    pieces, so a pattern may straddle two chunks.
+
+    Example::
+
+        @hookimpl
+        def turn_chunk(text):
+            return text.replace("colour", "color")
     """
 
 

@@ -15,7 +15,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from turnkit_hookspecs import Initiator, Message, SessionInfo, TurnStatus
+from turnkit_hookspecs import Initiator, Message, SessionInfo, StoredRecord, TurnStatus
 
 from ..tracing import TraceRecord
 from .records import AuditEvent, Claim, ContextItem, InboxItem, SessionRecord, StoredMessage, TurnRecord
@@ -274,6 +274,49 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def trace(self, turn_id: str) -> list[TraceRecord]:
         """The hook calls recorded for a turn, in call order."""
+
+    # ------------------------------------------------------------------ service records
+
+    @abc.abstractmethod
+    async def put_record(
+        self,
+        namespace: str,
+        collection: str,
+        key: str,
+        value: Mapping[str, Any],
+        text: str | None,
+        expect: int | None,
+    ) -> StoredRecord:
+        """Create or replace a record in one transaction; ``expect`` is a version to compare-and-set.
+
+        Raises :class:`turnkit_hookspecs.StorageConflict` when ``expect``
+        (``0``: absent) does not match, writing nothing.
+        """
+
+    @abc.abstractmethod
+    async def get_record(self, namespace: str, collection: str, key: str) -> StoredRecord | None:
+        """The record, or ``None``."""
+
+    @abc.abstractmethod
+    async def delete_record(self, namespace: str, collection: str, key: str, expect: int | None) -> bool:
+        """Remove a record; ``False`` when there was none."""
+
+    @abc.abstractmethod
+    async def list_records(
+        self,
+        namespace: str,
+        collection: str,
+        prefix: str | None,
+        where: Mapping[str, Any],
+        limit: int | None,
+    ) -> list[StoredRecord]:
+        """Records ordered by key (``where`` matches top-level value fields by equality)."""
+
+    @abc.abstractmethod
+    async def search_records(
+        self, namespace: str, collection: str, query: str, where: Mapping[str, Any], limit: int
+    ) -> list[StoredRecord]:
+        """Records whose text holds any word of ``query``, best match first, ``score`` set."""
 
 
 def inbox_session_id(agent_id: str, from_agent: str) -> str:

@@ -133,8 +133,47 @@ _TRACE = (
     "CREATE INDEX trace_by_scope ON trace (scope, id)",
 )
 
+#: Version 3: services' own records (``context.storage(namespace)``), with text for full-text search.
+_RECORDS = (
+    """CREATE TABLE records (
+        id INTEGER PRIMARY KEY,
+        namespace TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        text TEXT,
+        version INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (namespace, collection, key)
+    )""",
+)
+
 #: Every migration in order; the code's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_BASE, _TRACE)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_BASE, _TRACE, _RECORDS)
+
+#: Statements only SQLite runs, in the same transaction as the migration of that version:
+#: the FTS5 index over ``records.text``, kept in step by triggers (PostgreSQL spells it
+#: as a ``tsvector`` column instead).
+SQLITE_EXTRAS: dict[int, tuple[str, ...]] = {
+    3: (
+        """CREATE VIRTUAL TABLE records_fts USING fts5(
+            text, content='records', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+        )""",
+        """CREATE TRIGGER records_fts_insert AFTER INSERT ON records WHEN new.text IS NOT NULL BEGIN
+            INSERT INTO records_fts (rowid, text) VALUES (new.id, new.text);
+        END""",
+        """CREATE TRIGGER records_fts_delete AFTER DELETE ON records WHEN old.text IS NOT NULL BEGIN
+            INSERT INTO records_fts (records_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END""",
+        """CREATE TRIGGER records_fts_update_old AFTER UPDATE ON records WHEN old.text IS NOT NULL BEGIN
+            INSERT INTO records_fts (records_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END""",
+        """CREATE TRIGGER records_fts_update_new AFTER UPDATE ON records WHEN new.text IS NOT NULL BEGIN
+            INSERT INTO records_fts (rowid, text) VALUES (new.id, new.text);
+        END""",
+    ),
+}
 
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 import attrs
-from turnkit_hookspecs import Initiator, Message, SessionInfo, TurnStatus, to_json
+from turnkit_hookspecs import Initiator, Message, SessionInfo, StoredRecord, TurnStatus, to_json
 
 from ..errors import StoreError
 from ..ids import new_id
 from ..tracing import TraceRecord
-from . import rows
+from . import rows, sqlite_records
 from .base import SESSION_STATUSES, Store, inbox_session_id
-from .migrations import MIGRATIONS, SCHEMA_VERSION
+from .migrations import MIGRATIONS, SCHEMA_VERSION, SQLITE_EXTRAS
 from .records import AuditEvent, Claim, ContextItem, InboxItem, SessionRecord, StoredMessage, TurnRecord
 
 P = ParamSpec("P")
@@ -210,7 +210,7 @@ class SQLiteStore(Store):
             try:
                 # Another process may have migrated while we waited for the lock.
                 if _version(conn) < version:
-                    for statement in MIGRATIONS[version - 1]:
+                    for statement in (*MIGRATIONS[version - 1], *SQLITE_EXTRAS.get(version, ())):
                         conn.execute(statement)
                     conn.execute(
                         "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
@@ -420,6 +420,40 @@ class SQLiteStore(Store):
 
     async def trace(self, turn_id: str) -> list[TraceRecord]:
         return await self._read(_trace, turn_id)
+
+    # ------------------------------------------------------------------ service records
+
+    async def put_record(
+        self,
+        namespace: str,
+        collection: str,
+        key: str,
+        value: Mapping[str, Any],
+        text: str | None,
+        expect: int | None,
+    ) -> StoredRecord:
+        return await self._write(sqlite_records.put, namespace, collection, key, value, text, expect)
+
+    async def get_record(self, namespace: str, collection: str, key: str) -> StoredRecord | None:
+        return await self._read(sqlite_records.get, namespace, collection, key)
+
+    async def delete_record(self, namespace: str, collection: str, key: str, expect: int | None) -> bool:
+        return await self._write(sqlite_records.delete, namespace, collection, key, expect)
+
+    async def list_records(
+        self,
+        namespace: str,
+        collection: str,
+        prefix: str | None,
+        where: Mapping[str, Any],
+        limit: int | None,
+    ) -> list[StoredRecord]:
+        return await self._read(sqlite_records.listing, namespace, collection, prefix, where, limit)
+
+    async def search_records(
+        self, namespace: str, collection: str, query: str, where: Mapping[str, Any], limit: int
+    ) -> list[StoredRecord]:
+        return await self._read(sqlite_records.search, namespace, collection, query, where, limit)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -1,0 +1,108 @@
+"""What a chat channel is: a small adapter between a transport and the chat main path.
+
+A channel receives messages on its transport (a terminal, HTTP, Telegram),
+turns each into a :class:`~turnkit_hookspecs.ChannelMessage` and hands it to
+:meth:`ChatPath.handle`, which runs the chat points and the session turn and
+calls the channel's :meth:`Channel.deliver` with the reply split to
+``max_length``. The chat service owns the channels' lifecycle: it creates
+the ones listed in ``[service.chat] channels`` and runs them while the agent
+serves.
+
+Channels from other distributions register under the entry-point group
+``turnkit.channels`` (``matrix = "turnkit_matrix:MatrixChannel"``); their
+settings come from ``[service.chat.channel.<name>]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol
+
+import attrs
+from turnkit_hookspecs import ChannelMessage, ChunkListener, ExecutionContext, Message, TurnResult
+
+#: The entry-point group of channels contributed by other distributions.
+CHANNELS_GROUP = "turnkit.channels"
+
+
+@attrs.frozen
+class ChatOutcome:
+    """What became of one channel message: the session, the turn, and the text the user gets.
+
+    ``reply`` is the delivered message: the model's reply after
+    ``chat_outbound``, or the polite text for a denied or failed turn.
+    """
+
+    session_id: str
+    result: TurnResult
+    reply: Message
+
+    @property
+    def status(self) -> str:
+        """The turn's status: completed, denied or failed."""
+        return self.result.turn.status
+
+
+class ChatPath(Protocol):
+    """What channels call into: the chat service's main path."""
+
+    @property
+    def context(self) -> ExecutionContext:
+        """The agent's execution context (sessions, plugins, storage)."""
+
+    async def handle(
+        self, inbound: ChannelMessage, channel: Channel, stream: ChunkListener | None = None
+    ) -> ChatOutcome:
+        """Run ``inbound`` through the chat points and a turn, deliver the reply, return the outcome."""
+
+    async def new_session(self, channel: str, chat_id: str, thread_id: str | None = None) -> str:
+        """Start a fresh session for this chat (``/new``) and return its id."""
+
+
+class Channel:
+    """Base class of a channel; subclasses set ``name`` and implement :meth:`run`.
+
+    ``settings_class`` (attrs) describes the channel's configuration table;
+    the instance gets it structured as ``settings``. ``max_length`` is the
+    longest message the transport takes: longer replies are split.
+    """
+
+    name: ClassVar[str]
+    settings_class: ClassVar[type | None] = None
+    max_length: ClassVar[int] = 4096
+
+    def __init__(self, chat: ChatPath, settings: Any) -> None:
+        self.chat = chat
+        self.settings = settings
+
+    async def run(self) -> None:
+        """Receive messages until cancelled (or, for the terminal, until its user quits)."""
+        raise NotImplementedError
+
+    async def deliver(self, inbound: ChannelMessage, parts: Sequence[str]) -> None:
+        """Send the reply's parts to where ``inbound`` came from (default: the caller gets the outcome)."""
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """``text`` in parts of at most ``limit`` characters, cut at paragraph, line or word ends if possible.
+
+    Joined back with nothing in between, the parts give ``text`` again minus
+    the whitespace at the cuts. An empty text is one empty part, so that an
+    empty reply is still delivered.
+    """
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    parts: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[: limit + 1]
+        for separator in ("\n\n", "\n", " "):
+            cut = window.rfind(separator)
+            if cut > 0:
+                break
+        if cut <= 0:
+            cut = limit
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    parts.append(rest)
+    return parts

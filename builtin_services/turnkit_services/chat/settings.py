@@ -1,0 +1,76 @@
+"""``[service.chat]``: which channels run, what a refused or failed turn answers, and each channel's table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class HttpSettings:
+    """``[service.chat.http]``: the HTTP API and the OpenAI-compatible endpoint.
+
+    It binds ``host`` (loopback unless told otherwise) on ``port`` (``0``
+    picks a free port, printed at start). With ``token`` (or the
+    environment variable named by ``token_env``) set, every request must
+    carry ``Authorization: Bearer <token>``. Request bodies above
+    ``max_body`` bytes are refused with 413.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8321
+    token: str | None = None
+    token_env: str | None = None
+    max_body: int = 1_000_000
+    openai: bool = True
+
+
+@attrs.frozen
+class TelegramSettings:
+    """``[service.chat.telegram]``: the Telegram Bot API channel (long polling).
+
+    The bot token is ``token`` or the environment variable ``token_env``
+    (default ``TELEGRAM_BOT_TOKEN``); ``base_url`` is the Bot API server
+    (change it for a local Bot API server or a test double);
+    ``poll_timeout`` is the long-polling timeout in seconds.
+    """
+
+    token: str | None = None
+    token_env: str = "TELEGRAM_BOT_TOKEN"
+    base_url: str = "https://api.telegram.org"
+    poll_timeout: int = 30
+    retry_delay: float = 2.0
+
+
+@attrs.frozen
+class TerminalSettings:
+    """``[service.chat.terminal]``: the REPL of ``turnkit chat``.
+
+    ``history_file`` keeps line-editing history between runs (relative to
+    the configuration file's folder; empty to keep none).
+    """
+
+    history_file: str = "~/.turnkit_history"
+    prompt: str = "you> "
+
+
+@attrs.frozen
+class ChatSettings:
+    """``[service.chat]``.
+
+    ``channels`` run while the agent serves (``turnkit serve``; ``turnkit
+    chat`` runs the terminal alone). ``denied_reply`` is what the user reads
+    when a guard refuses the turn (the reason stays in the store), and
+    ``failed_reply`` when the turn fails (the message stays stored).
+    ``channel`` holds the tables of channels from other distributions
+    (``[service.chat.channel.matrix]``).
+    """
+
+    channels: list[str] = attrs.field(factory=lambda: ["http"])
+    denied_reply: str = "Sorry, I can't help with that here."
+    failed_reply: str = "Sorry, something went wrong. Your message is saved; please try again later."
+    http: HttpSettings = attrs.field(factory=HttpSettings)
+    telegram: TelegramSettings = attrs.field(factory=TelegramSettings)
+    terminal: TerminalSettings = attrs.field(factory=TerminalSettings)
+    channel: dict[str, dict[str, Any]] = attrs.field(factory=dict)

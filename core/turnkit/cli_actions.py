@@ -1,0 +1,165 @@
+"""``turnkit <service> <action>`` and ``turnkit invoke``: service actions from the command line.
+
+Every installed service gets a command group named after it, listing its
+actions; each action's options come from its JSON schema (the same one the
+model sees for tools): ``string`` → ``--name TEXT``, ``integer`` →
+``--name INTEGER``, ``boolean`` → ``--name/--no-name``, ``array`` → the
+option repeated, ``object`` → ``--name JSON``. An action taking a single
+required array (``shell exec``'s ``argv``) takes it as trailing arguments:
+``turnkit shell exec -- ls -la``. ``--payload JSON`` gives the whole payload
+at once. The agent is started for the call, like ``turnkit send``.
+
+The groups are built only when used: listing them reads entry-point
+metadata, nothing is imported, so ``turnkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from turnkit_hookspecs import ActionResult, ActionSpec
+
+_CLICK_TYPES: dict[str, click.ParamType[Any]] = {
+    "string": click.STRING,
+    "integer": click.INT,
+    "number": click.FLOAT,
+}
+
+
+def service_names() -> list[str]:
+    """The names of the installed services (entry-point metadata only)."""
+    from .discovery import SERVICES_GROUP, find
+
+    return sorted({candidate.name for candidate in find(SERVICES_GROUP)})
+
+
+def service_group(name: str) -> click.Group | None:
+    """The command group of service ``name``, or ``None`` when none is installed by that name."""
+    from turnkit_hookspecs import action_specs
+
+    from .discovery import SERVICES_GROUP, find
+
+    for candidate in find(SERVICES_GROUP):
+        if candidate.name != name:
+            continue
+        try:
+            service_class: type = candidate.load()  # type: ignore[assignment]
+        except Exception as exc:
+            raise click.ClickException(
+                f"service {name!r} ({candidate.distribution}) failed to import: {exc!r}"
+            ) from exc
+        doc = (service_class.__doc__ or f"The {name} service.").strip().splitlines()[0]
+        group = click.Group(name, help=f"{doc}\n\nIts actions, each run on a started agent.")
+        for _action, (_, spec) in sorted(action_specs(service_class).items()):
+            group.add_command(_action_command(name, spec))
+        return group
+    return None
+
+
+@click.command()
+@click.argument("action")
+@click.argument("payload", required=False)
+@click.pass_context
+def invoke(ctx: click.Context, action: str, payload: str | None) -> None:
+    """Call ACTION (service.action) with PAYLOAD, a JSON object, and print its value as JSON.
+
+    Exits 1 when the action fails.
+    """
+    _call(ctx, action, _json_object(payload, "PAYLOAD") if payload else {})
+
+
+def _action_command(service: str, spec: ActionSpec) -> click.Command:
+    schema = spec.parameters or {}
+    properties: dict[str, Any] = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    arrays = [name for name, prop in properties.items() if prop.get("type") == "array"]
+    trailing = arrays[0] if len(arrays) == 1 and arrays[0] in required else None
+    params: list[click.Parameter] = []
+    for name, prop in properties.items():
+        if name == trailing:
+            params.append(click.Argument([name], nargs=-1, required=True))
+        else:
+            params.append(_option(name, prop, name in required))
+    params.append(click.Option(["--payload"], help="The whole payload as a JSON object (overrides options)."))
+
+    def callback(**values: Any) -> None:
+        payload_text = values.pop("payload")
+        if payload_text:
+            payload = _json_object(payload_text, "--payload")
+        else:
+            payload = {
+                name: _value(name, properties[name], value)
+                for name, value in values.items()
+                if value is not None and value != ()
+            }
+        _call(click.get_current_context(), f"{service}.{spec.name}", payload)
+
+    tool = " (also a tool for the model)" if spec.tool else ""
+    return click.Command(
+        spec.name,
+        params=params,
+        callback=callback,
+        help=(spec.description or f"{service}.{spec.name}") + tool,
+        context_settings={"ignore_unknown_options": trailing is not None},
+    )
+
+
+def _option(name: str, prop: dict[str, Any], required: bool) -> click.Option:
+    flag = "--" + name.replace("_", "-")
+    kind = prop.get("type")
+    if kind == "boolean":
+        return click.Option([f"{flag}/--no-{name.replace('_', '-')}", name], default=None, required=required)
+    if kind == "array":
+        item = _CLICK_TYPES.get(prop.get("items", {}).get("type", "string"), click.STRING)
+        return click.Option([flag, name], type=item, multiple=True, required=required, help="Repeatable.")
+    if kind == "object":
+        return click.Option([flag, name], required=required, metavar="JSON", help="A JSON object.")
+    return click.Option([flag, name], type=_CLICK_TYPES.get(kind or "", click.STRING), required=required)
+
+
+def _value(name: str, prop: dict[str, Any], value: Any) -> Any:
+    if prop.get("type") == "object":
+        return _json_object(value, "--" + name.replace("_", "-"))
+    if prop.get("type") == "array":
+        return list(value)
+    return value
+
+
+def _json_object(text: str, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=where) from exc
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=where)
+    return value
+
+
+def _call(ctx: click.Context, action: str, payload: dict[str, Any]) -> None:
+    from turnkit_hookspecs import unstructure
+
+    from .errors import TurnkitError
+
+    config_path = ctx.find_root().obj
+    try:
+        result = asyncio.run(_invoke(config_path, action, payload))
+    except TurnkitError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not result.ok:
+        click.echo(f"error: {result.error}", err=True)
+        sys.exit(1)
+    value = result.value
+    click.echo(value if isinstance(value, str) else json.dumps(unstructure(value), indent=2, default=str))
+
+
+async def _invoke(config_path: str | None, action: str, payload: dict[str, Any]) -> ActionResult:
+    from .agent import Agent
+
+    async with Agent(config_path) as agent:
+        return await agent.invoke(action, payload)
