@@ -33,6 +33,7 @@ from turnkit_hookspecs import (
     ToolOutputBlock,
     TurnResult,
 )
+from turnkit_hookspecs.context import running_turn
 
 from .errors import SessionError, StoreError, TurnkitError
 from .extension import ExtensionContext, SessionContexts
@@ -292,10 +293,11 @@ class SessionOrchestrator:
         """Run one claimed turn through the points and commit it."""
         turn, inbound = claim.turn, claim.message
         token = trace_scope.set(turn.turn_id)
+        info = turn.info
+        running = running_turn.set(info)
         try:
             session = await self.session(turn.session_id)
             contexts = SessionContexts(self, session.info, turn.turn_id)
-            info = turn.info
             dispatch = self.dispatch
             try:
                 deny = await dispatch.guard("turn_authorize", ctx=contexts, turn=info, message=inbound)
@@ -328,6 +330,7 @@ class SessionOrchestrator:
             )
             return TurnResult(done.info, reply=reply)
         finally:
+            running_turn.reset(running)
             trace_scope.reset(token)
 
     async def _reply(

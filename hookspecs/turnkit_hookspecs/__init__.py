@@ -20,6 +20,7 @@ from .context import (
     SessionExtensionContext,
     Storage,
     StorageConflict,
+    current_turn,
 )
 from .convert import PayloadError, converter, from_json, structure, to_json, unstructure
 from .kinds import Kind, PointKind, effect, guard, kind_of, pipeline, resolve
@@ -111,6 +112,7 @@ __all__ = [
     "action_specs",
     "actions_of",
     "converter",
+    "current_turn",
     "effect",
     "from_json",
     "guard",

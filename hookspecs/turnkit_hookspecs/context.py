@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, Protocol, runtime_checkable
 
 from .model import (
@@ -21,8 +22,22 @@ from .model import (
     Message,
     SessionInfo,
     StoredRecord,
+    TurnInfo,
     TurnResult,
 )
+
+#: The turn being run in this task; the runtime sets it for the duration of a turn.
+running_turn: ContextVar[TurnInfo | None] = ContextVar("turnkit_running_turn", default=None)
+
+
+def current_turn() -> TurnInfo | None:
+    """The turn whose points or tool calls are running now, or ``None`` outside a turn.
+
+    A service action called as a tool learns here which session and turn
+    asked for it (the shell service passes them to the command's
+    environment, the memory service scopes a memory to the session).
+    """
+    return running_turn.get()
 
 #: Receives the reply's text chunks as the model produces them (``SessionAccess.turn(stream=...)``).
 ChunkListener = Callable[[str], Awaitable[None]]
