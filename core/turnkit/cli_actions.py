@@ -25,6 +25,8 @@ import click
 if TYPE_CHECKING:
     from turnkit_hookspecs import ActionResult, ActionSpec
 
+    from .discovery import Candidate
+
 _CLICK_TYPES: dict[str, click.ParamType[Any]] = {
     "string": click.STRING,
     "integer": click.INT,
@@ -41,25 +43,51 @@ def service_names() -> list[str]:
 
 def service_group(name: str) -> click.Group | None:
     """The command group of service ``name``, or ``None`` when none is installed by that name."""
-    from turnkit_hookspecs import action_specs
-
     from .discovery import SERVICES_GROUP, find
 
     for candidate in find(SERVICES_GROUP):
-        if candidate.name != name:
-            continue
+        if candidate.name == name:
+            return ServiceGroup(name, candidate)
+    return None
+
+
+class ServiceGroup(click.Group):
+    """One service's actions as commands; the service is imported only when the group is used.
+
+    ``turnkit --help`` lists the groups without importing anything, so a
+    service that fails to import breaks only its own group, with its name
+    and distribution in the error.
+    """
+
+    def __init__(self, name: str, candidate: Candidate) -> None:
+        source = f" ({candidate.distribution})" if candidate.distribution else ""
+        super().__init__(name, help=f"Actions of the {name} service{source}.")
+        self._candidate = candidate
+        self._loaded = False
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        from turnkit_hookspecs import action_specs
+
+        candidate = self._candidate
         try:
             service_class: type = candidate.load()  # type: ignore[assignment]
         except Exception as exc:
             raise click.ClickException(
-                f"service {name!r} ({candidate.distribution}) failed to import: {exc!r}"
+                f"service {self.name!r} ({candidate.distribution}) failed to import: {exc!r}"
             ) from exc
-        doc = (service_class.__doc__ or f"The {name} service.").strip().splitlines()[0]
-        group = click.Group(name, help=f"{doc}\n\nIts actions, each run on a started agent.")
-        for _action, (_, spec) in sorted(action_specs(service_class).items()):
-            group.add_command(_action_command(name, spec))
-        return group
-    return None
+        for _, (_, spec) in sorted(action_specs(service_class).items()):
+            self.add_command(_action_command(candidate.name, spec))
+        self._loaded = True
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load()
+        return super().get_command(ctx, cmd_name)
 
 
 @click.command()

@@ -50,10 +50,10 @@ def build_agent(
             tables[name] = table
     config = agent_config(tmp_path, db, **tables)
     manager = PluginManager(config.plugins)
+    for service in services:  # first, as discovery does: they declare points plugins implement
+        manager.add_service(service)
     for name, plugin in (plugins or {}).items():
         manager.register(plugin, name)
-    for service in services:
-        manager.add_service(service)
     return Agent(config, manager=manager)
 
 

@@ -166,11 +166,11 @@ SQLITE_EXTRAS: dict[int, tuple[str, ...]] = {
         """CREATE TRIGGER records_fts_delete AFTER DELETE ON records WHEN old.text IS NOT NULL BEGIN
             INSERT INTO records_fts (records_fts, rowid, text) VALUES ('delete', old.id, old.text);
         END""",
-        """CREATE TRIGGER records_fts_update_old AFTER UPDATE ON records WHEN old.text IS NOT NULL BEGIN
-            INSERT INTO records_fts (records_fts, rowid, text) VALUES ('delete', old.id, old.text);
-        END""",
-        """CREATE TRIGGER records_fts_update_new AFTER UPDATE ON records WHEN new.text IS NOT NULL BEGIN
-            INSERT INTO records_fts (rowid, text) VALUES (new.id, new.text);
+        # One trigger, so that the old entry is always removed before the new one is added.
+        """CREATE TRIGGER records_fts_update AFTER UPDATE ON records BEGIN
+            INSERT INTO records_fts (records_fts, rowid, text)
+                SELECT 'delete', old.id, old.text WHERE old.text IS NOT NULL;
+            INSERT INTO records_fts (rowid, text) SELECT new.id, new.text WHERE new.text IS NOT NULL;
         END""",
     ),
 }
