@@ -69,7 +69,8 @@ class ActionRegistry:
             if inspect.isawaitable(value):
                 value = await value
         except Exception as exc:
-            log.warning("action %s raised %r", action, exc, exc_info=exc)
+            log.warning("action %s raised %r", action, exc)
+            log.debug("action %s traceback", action, exc_info=exc)
             return ActionResult(action, ok=False, error=f"{action} raised {type(exc).__name__}: {exc}")
         return ActionResult(action, ok=True, value=value)
 

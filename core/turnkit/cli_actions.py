@@ -148,6 +148,9 @@ def _option(name: str, prop: dict[str, Any], required: bool) -> click.Option:
         return click.Option([flag, name], type=item, multiple=True, required=required, help="Repeatable.")
     if kind == "object":
         return click.Option([flag, name], required=required, metavar="JSON", help="A JSON object.")
+    if "enum" in prop and all(isinstance(value, str) for value in prop["enum"]):
+        choices = click.Choice([str(value) for value in prop["enum"]])
+        return click.Option([flag, name], type=choices, required=required)
     return click.Option([flag, name], type=_CLICK_TYPES.get(kind or "", click.STRING), required=required)
 
 

@@ -138,6 +138,10 @@ def _schema(function: Callable[..., Any]) -> dict[str, Any]:
 
 def _json_type(annotation: Any) -> dict[str, Any]:
     origin = typing.get_origin(annotation) or annotation
+    if origin is typing.Literal:
+        values = list(typing.get_args(annotation))
+        kinds = {_JSON_TYPES.get(type(value)) for value in values}
+        return {"type": kinds.pop(), "enum": values} if len(kinds) == 1 else {"enum": values}
     if origin in (list, tuple) and typing.get_args(annotation):
         return {"type": "array", "items": _json_type(typing.get_args(annotation)[0])}
     if origin in (typing.Union, types.UnionType):
