@@ -15,7 +15,10 @@ class HttpSettings:
     picks a free port, printed at start). With ``token`` (or the
     environment variable named by ``token_env``) set, every request must
     carry ``Authorization: Bearer <token>``. Request bodies above
-    ``max_body`` bytes are refused with 413.
+    ``max_body`` bytes are refused with 413. ``openai`` serves the
+    OpenAI-compatible ``/v1`` endpoints next to the ``/api`` ones. When the
+    agent stops, requests still running get ``shutdown_timeout`` seconds to
+    finish.
     """
 
     host: str = "127.0.0.1"
@@ -24,6 +27,7 @@ class HttpSettings:
     token_env: str | None = None
     max_body: int = 1_000_000
     openai: bool = True
+    shutdown_timeout: int = 10
 
 
 @attrs.frozen
@@ -33,14 +37,16 @@ class TelegramSettings:
     The bot token is ``token`` or the environment variable ``token_env``
     (default ``TELEGRAM_BOT_TOKEN``); ``base_url`` is the Bot API server
     (change it for a local Bot API server or a test double);
-    ``poll_timeout`` is the long-polling timeout in seconds.
+    ``poll_timeout`` is how long, in seconds, one ``getUpdates`` call waits
+    for updates (long polling); ``retry_delay`` is how long to wait, in
+    seconds, before retrying after a network error or a Bot API server error.
     """
 
     token: str | None = None
     token_env: str = "TELEGRAM_BOT_TOKEN"
     base_url: str = "https://api.telegram.org"
-    poll_timeout: int = 30
-    retry_delay: float = 2.0
+    poll_timeout: int = attrs.field(default=30, validator=attrs.validators.ge(1))
+    retry_delay: float = attrs.field(default=2.0, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen
