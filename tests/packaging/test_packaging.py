@@ -33,6 +33,7 @@ PROJECTS = {
     "turnkit-services": REPO / "builtin_services",
     "turnkit": REPO,
     "turnkit-redact": REPO / "example_plugins" / "turnkit-redact",
+    "turnkit-jsonl-audit": REPO / "example_plugins" / "turnkit-jsonl-audit",
 }
 FIRST_PARTY = ("turnkit-hookspecs", "turnkit-services", "turnkit")
 
@@ -161,12 +162,14 @@ def test_wheels_hold_the_packages_and_their_entry_points(dist_dir: Path) -> None
     assert {"turnkit_hookspecs/__init__.py", "turnkit_hookspecs/py.typed"} <= names("turnkit-hookspecs")
     assert {"turnkit/__init__.py", "turnkit/cli.py", "turnkit/py.typed"} <= names("turnkit")
     assert {"turnkit_redact/__init__.py", "turnkit_redact/py.typed"} <= names("turnkit-redact")
+    assert {"turnkit_jsonl_audit/__init__.py", "turnkit_jsonl_audit/py.typed"} <= names("turnkit-jsonl-audit")
     for project in PROJECTS:
         assert not {n for n in names(project) if n.startswith("tests/")}, f"{project} ships its tests"
 
     assert "[console_scripts]\nturnkit = turnkit.cli:main" in entry_points("turnkit")
     assert "[turnkit.services]" in entry_points("turnkit-services")
     assert f"[{PLUGINS_GROUP}]\nredact = turnkit_redact" in entry_points("turnkit-redact")
+    assert f"[{PLUGINS_GROUP}]\njsonl-audit = turnkit_jsonl_audit" in entry_points("turnkit-jsonl-audit")
 
 
 def test_fresh_install_has_the_services_and_no_plugin(venv: Venv) -> None:
@@ -176,6 +179,7 @@ def test_fresh_install_has_the_services_and_no_plugin(venv: Venv) -> None:
     assert {s["version"] for s in services.values()} == {version_of("turnkit-services")}
     assert {s["status"] for s in services.values()} == {"loaded"}
     assert "redact" not in venv.plugins()
+    assert "jsonl-audit" not in venv.plugins()
 
 
 def test_pip_install_and_uninstall_of_a_plugin(venv: Venv, dist_dir: Path) -> None:
@@ -206,3 +210,23 @@ def test_pip_install_and_uninstall_of_a_plugin(venv: Venv, dist_dir: Path) -> No
     assert "redact" not in venv.plugins()
     assert "redact" not in venv.turnkit("hooks", "turn_inbound")
     assert venv.dispatch() == {"text": ORIGINAL_TEXT, "same": True}
+
+
+def test_an_effect_plugin_records_every_turn(venv: Venv, dist_dir: Path) -> None:
+    """turnkit-jsonl-audit, pip-installed, appends one line per turn run by the real runtime."""
+    audit = venv.workdir / "turnkit-audit.jsonl"  # its default file, in the working directory
+    venv.pip("install", "--find-links", dist_dir, dist_dir / wheel_name("turnkit-jsonl-audit"))
+    try:
+        plugin = venv.plugins()["jsonl-audit"]
+        assert plugin["distribution"] == "turnkit-jsonl-audit"
+        assert plugin["hooks"] == ["turn_completed", "turn_denied", "turn_failed"]
+        assert plugin["status"] == "loaded"
+        reply = venv.turnkit("send", "hello audit")
+        [line] = audit.read_text(encoding="utf-8").splitlines()
+        record = json.loads(line)
+        assert (record["status"], record["number"], record["message"]) == ("completed", 1, "hello audit")
+        assert record["reply"] == reply.strip()
+    finally:
+        venv.pip("uninstall", "-y", "turnkit-jsonl-audit")
+        audit.unlink(missing_ok=True)
+    assert "jsonl-audit" not in venv.plugins()
