@@ -308,11 +308,12 @@ class Dispatcher:
             plugin, function, _, _, is_async = step
             try:
                 args = _bind(step, kwargs)
-                if is_async:
-                    await asyncio.wait_for(function(*args), plan.timeout)
-                else:
-                    job = loop.run_in_executor(self._threads(), partial(function, *args))
-                    await asyncio.wait_for(job, plan.timeout)
+                # asyncio.timeout, not wait_for: no extra task per implementation
+                async with asyncio.timeout(plan.timeout):
+                    if is_async:
+                        await function(*args)
+                    else:
+                        await loop.run_in_executor(self._threads(), partial(function, *args))
             except TimeoutError:
                 marks[index] = ("timeout", f"exceeded {plan.timeout}s")
                 log.warning("effect %s: plugin %s timed out after %ss", plan.point, plugin, plan.timeout)
