@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol
 
 import attrs
-from turnkit_hookspecs import ChannelMessage, ChunkListener, ExecutionContext, Message, TurnResult
+from turnkit_hookspecs import ChannelMessage, ChunkListener, ExecutionContext, Message, Storage, TurnResult
+
+from .settings import ChatSettings
 
 #: The entry-point group of channels contributed by other distributions.
 CHANNELS_GROUP = "turnkit.channels"
@@ -57,6 +59,17 @@ class ChatPath(Protocol):
 
     async def new_session(self, channel: str, chat_id: str, thread_id: str | None = None) -> str:
         """Start a fresh session for this chat (``/new``) and return its id."""
+
+    async def bind(self, channel: str, chat_id: str, session_id: str, thread_id: str | None = None) -> None:
+        """Make this chat continue ``session_id``."""
+
+    @property
+    def settings(self) -> ChatSettings:
+        """The chat service's settings (``denied_reply`` …)."""
+
+    @property
+    def storage(self) -> Storage:
+        """The chat service's records, where channels keep their state (Telegram's offset)."""
 
 
 class Channel:

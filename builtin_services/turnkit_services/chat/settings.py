@@ -22,12 +22,12 @@ class HttpSettings:
     """
 
     host: str = "127.0.0.1"
-    port: int = 8321
+    port: int = attrs.field(default=8321, validator=[attrs.validators.ge(0), attrs.validators.le(65535)])
     token: str | None = None
     token_env: str | None = None
-    max_body: int = 1_000_000
+    max_body: int = attrs.field(default=1_000_000, validator=attrs.validators.ge(1))
     openai: bool = True
-    shutdown_timeout: int = 10
+    shutdown_timeout: int = attrs.field(default=10, validator=attrs.validators.ge(0))
 
 
 @attrs.frozen
@@ -44,7 +44,9 @@ class TelegramSettings:
 
     token: str | None = None
     token_env: str = "TELEGRAM_BOT_TOKEN"
-    base_url: str = "https://api.telegram.org"
+    base_url: str = attrs.field(
+        default="https://api.telegram.org", validator=attrs.validators.matches_re(r"https?://\S+")
+    )
     poll_timeout: int = attrs.field(default=30, validator=attrs.validators.ge(1))
     retry_delay: float = attrs.field(default=2.0, validator=attrs.validators.gt(0))
 
