@@ -78,11 +78,14 @@ class Channel:
     ``settings_class`` (attrs) describes the channel's configuration table;
     the instance gets it structured as ``settings``. ``max_length`` is the
     longest message the transport takes: longer replies are split.
+    ``can_push`` is false for a transport that only answers requests (HTTP).
     """
 
     name: ClassVar[str]
     settings_class: ClassVar[type | None] = None
     max_length: ClassVar[int] = 4096
+    #: Whether the channel can send a message nobody asked for (``chat.deliver``).
+    can_push: ClassVar[bool] = True
 
     def __init__(self, chat: ChatPath, settings: Any) -> None:
         self.chat = chat

@@ -241,6 +241,8 @@ class ChatService(Service):
             raise ValueError(
                 f"channel {channel!r} is not running (running: {', '.join(self.channels) or 'none'})"
             )
+        if not running.can_push:
+            raise ValueError(f"channel {channel!r} only answers requests; it cannot send on its own")
         principal = Principal(channel, "agent", name=self.context.agent_id)
         target = ChannelMessage(channel, chat_id, principal, Message.of("assistant", text), thread_id)
         parts = split_text(text, running.max_length)

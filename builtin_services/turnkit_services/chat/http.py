@@ -1,0 +1,219 @@
+"""The HTTP channel: the chat API and the OpenAI-compatible endpoint, on one uvicorn server.
+
+It runs while the agent serves (``turnkit serve``), listening on
+``[service.chat.http] host`` (loopback unless told otherwise) and ``port``
+(``0`` picks a free one). The address is printed on stderr once the socket
+listens, and kept in :attr:`HttpChannel.address` for whoever embeds the
+agent. Routes: :mod:`~turnkit_services.chat.http_api` (``/api``) and
+:mod:`~turnkit_services.chat.openai_api` (``/v1``); every request passes
+:mod:`~turnkit_services.chat.http_middleware` (bearer token, body limit)
+first, and every error is JSON (:mod:`~turnkit_services.chat.http_errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from typing import ClassVar
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+from turnkit_hookspecs import ChannelMessage, ChunkListener
+
+from .channel import Channel, ChatOutcome, ChatPath
+from .http_api import ChatApi
+from .http_errors import ApiError, failure_message, on_api_error, on_http_exception, on_unexpected
+from .http_middleware import BearerAuth, BodyLimit
+from .openai_api import OpenAIApi
+from .settings import HttpSettings
+
+TABLE = "[service.chat.http]"
+
+
+class HttpChannel(Channel):
+    """Serves the chat over HTTP until cancelled; see the module docstring."""
+
+    name = "http"
+    settings_class = HttpSettings
+    #: A reply travels whole in one response body: never split.
+    max_length: ClassVar[int] = sys.maxsize
+    #: HTTP answers requests; it has nowhere to send a message on its own.
+    can_push: ClassVar[bool] = False
+    settings: HttpSettings
+
+    def __init__(self, chat: ChatPath, settings: HttpSettings) -> None:
+        super().__init__(chat, settings)
+        #: ``http://HOST:PORT`` once listening (the real port when ``port = 0``).
+        self.address: str | None = None
+        #: Set once :attr:`address` is known and connections are accepted.
+        self.ready = asyncio.Event()
+        self._turns: set[asyncio.Task[ChatOutcome]] = set()
+
+    # ------------------------------------------------------------------ serving
+
+    async def run(self) -> None:
+        """Listen and serve until cancelled; then let running requests finish (``shutdown_timeout``)."""
+        token = self._token()
+        app = self.app(token)
+        with self._listening() as listener:
+            host, port = listener.getsockname()[:2]
+            self.address = f"http://{_url_host(host)}:{port}"
+            print(f"turnkit: HTTP API on {self.address}", file=sys.stderr, flush=True)
+            if token is None and not _loopback(host):
+                print(
+                    f"turnkit: warning: the HTTP API listens on {host} without a token: anyone who can"
+                    f" reach it may talk to the agent (set {TABLE} token_env)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            config = uvicorn.Config(
+                app,
+                log_level="warning",
+                log_config=None,
+                lifespan="off",
+                access_log=False,
+                timeout_graceful_shutdown=self.settings.shutdown_timeout,
+            )
+            server = _QuietServer(config)
+            serving = asyncio.create_task(server.serve(sockets=[listener]), name="turnkit http server")
+            self.ready.set()
+            try:
+                await asyncio.shield(serving)
+            finally:
+                server.should_exit = True
+                await serving
+                await self._finish_turns()
+                self.ready.clear()
+                self.address = None
+
+    def app(self, token: str | None = None) -> Starlette:
+        """The ASGI application: the routes behind the token check and the body limit."""
+        routes: list[BaseRoute] = [*ChatApi(self).routes()]
+        if self.settings.openai:
+            routes += OpenAIApi(self).routes()
+        middleware = [Middleware(BearerAuth, token=token)] if token is not None else []
+        middleware.append(Middleware(BodyLimit, max_body=self.settings.max_body))
+        return Starlette(
+            routes=routes,
+            middleware=middleware,
+            exception_handlers={
+                ApiError: on_api_error,
+                HTTPException: on_http_exception,
+                Exception: on_unexpected,
+            },
+        )
+
+    @contextlib.contextmanager
+    def _listening(self) -> Iterator[socket.socket]:
+        """The listening socket, bound here so that a busy port is a clear error, not uvicorn's exit.
+
+        It is made with the protocol ``getaddrinfo`` names (``IPPROTO_TCP``):
+        asyncio disables Nagle's algorithm only on sockets that say so, and
+        with it enabled every response waits for the client's delayed ACK
+        (about 40 ms on loopback).
+        """
+        host, port = self.settings.host, self.settings.port
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+            )[0]
+            listener = socket.socket(family, kind, proto)
+        except OSError as exc:
+            raise _cannot_listen(host, port, exc) from exc
+        with listener:
+            try:
+                if os.name == "posix":  # rebinding right after a restart; elsewhere it means sharing
+                    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind(address)
+                listener.listen()
+            except OSError as exc:
+                raise _cannot_listen(host, port, exc) from exc
+            yield listener
+
+    def _token(self) -> str | None:
+        """The bearer token every request must carry, or ``None`` when none is configured."""
+        settings = self.settings
+        if settings.token is not None and settings.token_env is not None:
+            raise ValueError(f"{TABLE}: set token or token_env, not both")
+        token = settings.token
+        if settings.token_env is not None:
+            token = self.chat.context.env.get(settings.token_env)
+            if not token:
+                name = settings.token_env
+                raise ValueError(f"{TABLE} token_env: the environment variable {name} is not set")
+        if token is not None and not token.strip():
+            raise ValueError(f"{TABLE} token: empty")
+        return token
+
+    # ------------------------------------------------------------------ turns, for the routes
+
+    async def turn(self, inbound: ChannelMessage) -> ChatOutcome:
+        """Run ``inbound`` through the chat path and wait for the outcome (a 500 if the path fails)."""
+        try:
+            return await self.chat.handle(inbound, self)
+        except Exception as exc:
+            self._log_failure(exc)
+            raise ApiError(500, failure_message(exc)) from exc
+
+    def start_turn(self, inbound: ChannelMessage, listener: ChunkListener) -> asyncio.Task[ChatOutcome]:
+        """Run ``inbound`` in a task of the channel's, streaming the reply to ``listener``.
+
+        The task outlives the request if its client goes away: the turn
+        completes and is stored all the same, and a failure is logged.
+        """
+        task = asyncio.create_task(self.chat.handle(inbound, self, stream=listener))
+        self._turns.add(task)
+        task.add_done_callback(self._turn_done)
+        return task
+
+    def _turn_done(self, task: asyncio.Task[ChatOutcome]) -> None:
+        self._turns.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log_failure(task.exception())
+
+    def _log_failure(self, exc: BaseException | None) -> None:
+        self.chat.context.logger.error("HTTP channel: handling a message failed", exc_info=exc)
+
+    async def _finish_turns(self) -> None:
+        """Give turns whose clients went away the shutdown timeout to finish, then cancel them."""
+        if not self._turns:
+            return
+        _, pending = await asyncio.wait(self._turns, timeout=self.settings.shutdown_timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT and SIGTERM alone: ``turnkit serve`` owns them.
+
+    ``uvicorn.Server.serve`` replaces the process's handlers while it runs;
+    here stopping goes through cancellation of :meth:`HttpChannel.run`.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _cannot_listen(host: str, port: int, error: OSError) -> OSError:
+    return OSError(error.errno, f"{TABLE} cannot listen on {host}:{port}: {error.strerror or error}")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

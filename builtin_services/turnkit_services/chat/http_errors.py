@@ -1,0 +1,66 @@
+"""The HTTP API's errors: one JSON body for every failure, in the shape OpenAI's API uses.
+
+``{"error": {"type": "invalid_request_error", "message": "..."}}`` — the
+native ``/api`` routes and the OpenAI-compatible ``/v1`` routes answer alike,
+so that an OpenAI client shows the message and a script reads one shape.
+"""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+#: The ``type`` of an error body, by HTTP status (other 4xx are ``invalid_request_error``).
+ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    500: "server_error",
+}
+
+
+class ApiError(Exception):
+    """A request that cannot be answered; becomes a JSON error response with ``status``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+def error_body(status: int, message: str) -> dict[str, dict[str, str]]:
+    """The JSON of an error response."""
+    kind = ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    return {"error": {"type": kind, "message": message}}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error as a response (also what the middlewares send before any route runs)."""
+    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
+
+
+def failure_message(exc: BaseException) -> str:
+    """A failure of the chat path, worded for the client."""
+    return f"the message could not be handled: {type(exc).__name__}: {exc}"
+
+
+async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette handler for :class:`ApiError` raised by a route or while reading the body."""
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message, exc.headers)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors (no such route, method not allowed) as JSON too."""
+    assert isinstance(exc, HTTPException)
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return error_response(exc.status_code, message, dict(exc.headers or {}))
+
+
+async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """Anything else: a 500 naming the error (the server's log has the traceback)."""
+    return error_response(500, f"{type(exc).__name__}: {exc}")
