@@ -39,6 +39,7 @@ def current_turn() -> TurnInfo | None:
     """
     return running_turn.get()
 
+
 #: Receives the reply's text chunks as the model produces them (``SessionAccess.turn(stream=...)``).
 ChunkListener = Callable[[str], Awaitable[None]]
 
