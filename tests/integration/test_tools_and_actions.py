@@ -19,7 +19,6 @@ from turnkit_hookspecs import (
     ActionResult,
     Deny,
     Message,
-    Prompt,
     Service,
     ToolCallBlock,
     ToolOutputBlock,
@@ -27,7 +26,7 @@ from turnkit_hookspecs import (
     hookimpl,
 )
 
-from tests.support.agents import running_agent, texts
+from tests.support.agents import ModelSpy, running_agent, texts
 
 
 class Calculator(Service):
@@ -55,17 +54,6 @@ class Calculator(Service):
         """Forget the calls so far."""
         self.calls.clear()
         return "reset"
-
-
-class ModelSpy:
-    """Sees every prompt the model is asked (``turn_reply`` first, answering nothing)."""
-
-    def __init__(self) -> None:
-        self.prompts: list[Prompt] = []
-
-    @hookimpl(tryfirst=True)
-    def turn_reply(self, prompt: Prompt) -> None:
-        self.prompts.append(prompt)
 
 
 class ToolGate:

@@ -15,7 +15,7 @@ import zlib
 from typing import Any
 
 import attrs
-from turnkit_hookspecs import Prompt, hookimpl
+from turnkit_hookspecs import hookimpl
 from turnkit_services.memory import Memory
 
 #: Thirty memories on distinct topics, by a label the tests use to name them.
@@ -108,17 +108,6 @@ class StoredRecorder:
         self.stored.append(memory)
         got = await self.agent.invoke("memory.get", {"id": memory.id})
         self.readable.append(got.ok and got.value["text"] == memory.text)
-
-
-class ModelSpy:
-    """Sees every prompt the model is asked (answers nothing, first)."""
-
-    def __init__(self) -> None:
-        self.prompts: list[Prompt] = []
-
-    @hookimpl(tryfirst=True)
-    def turn_reply(self, prompt: Prompt) -> None:
-        self.prompts.append(prompt)
 
 
 class Rescoper:

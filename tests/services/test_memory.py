@@ -20,14 +20,13 @@ from turnkit.errors import ConfigError
 from turnkit_hookspecs import Message, ToolOutputBlock, TurnResult
 from turnkit_services.memory import MemoryService
 
-from tests.support.agents import running_agent
+from tests.support.agents import ModelSpy, running_agent
 from tests.support.dists import run_turnkit
 
 from .memory_support import (
     CORPUS,
     CardRedactor,
     HashingEmbedder,
-    ModelSpy,
     Rescoper,
     StoredRecorder,
     cosine,

@@ -73,6 +73,17 @@ def texts(messages: Iterable[Any]) -> list[tuple[str, str]]:
     return found
 
 
+class ModelSpy:
+    """Sees every prompt the model is asked (``turn_reply`` first, answering nothing)."""
+
+    def __init__(self) -> None:
+        self.prompts: list[Prompt] = []
+
+    @hookimpl(tryfirst=True)
+    def turn_reply(self, prompt: Prompt) -> None:
+        self.prompts.append(prompt)
+
+
 class PromptSpy:
     """Records every prompt (``turn_prompt``), by turn number, as ``(role, text)`` pairs."""
 

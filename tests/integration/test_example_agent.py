@@ -1,0 +1,64 @@
+"""``examples/http-agent``: its configuration serves the HTTP API with both example plugins at work.
+
+The two plugins are imported from their source folders and registered in
+code: the test environment does not install example plugins (an installed
+plugin would change what every other runtime test discovers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import attrs
+import httpx
+import pytest
+from turnkit.agent import Agent
+from turnkit.config import load_config, with_service_option
+from turnkit.manager import PluginManager
+from turnkit_services.chat import ChatService
+from turnkit_services.memory import MemoryService
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "http-agent" / "turnkit.toml"
+
+
+async def test_the_example_agent_serves_http_with_redaction_and_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for plugin in ("turnkit-redact", "turnkit-jsonl-audit"):
+        monkeypatch.syspath_prepend(str(ROOT / "example_plugins" / plugin / "src"))
+    import turnkit_jsonl_audit
+    import turnkit_redact
+
+    audit = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("TURNKIT_AUDIT_FILE", str(audit))
+    config = load_config(EXAMPLE)
+    assert config.plugins.required == ["redact", "jsonl-audit"]
+    config = attrs.evolve(config, store=attrs.evolve(config.store, url=str(tmp_path / "example.db")))
+    config = with_service_option(config, "chat", "http", {**config.service["chat"]["http"], "port": 0})
+
+    chat = ChatService()
+    manager = PluginManager(config.plugins)
+    for service in (chat, MemoryService()):
+        manager.add_service(service)
+    manager.register(turnkit_redact, "redact")
+    manager.register(turnkit_jsonl_audit, "jsonl-audit")
+    async with Agent(config, manager=manager, env={}) as agent:
+        serving = asyncio.create_task(agent.serve())
+        while "http" not in chat.channels:
+            await asyncio.sleep(0.01)
+        channel = chat.channels["http"]
+        await asyncio.wait_for(channel.ready.wait(), 10)  # type: ignore[attr-defined]
+        async with httpx.AsyncClient(base_url=channel.address) as client:  # type: ignore[attr-defined]
+            response = await client.post("/api/chats/me/messages", json={"text": "mail ann@example.org"})
+        await agent.manager.dispatch.drain()
+        agent.request_stop()
+        await asyncio.wait_for(serving, 10)
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "completed"
+    assert body["reply"] == "mail [email]"
+    (line,) = audit.read_text().splitlines()
+    record = json.loads(line)
+    assert record["status"] == "completed" and record["reply"] == "mail [email]"
