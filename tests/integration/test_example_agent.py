@@ -45,17 +45,22 @@ async def test_the_example_agent_serves_http_with_redaction_and_audit(
         manager.add_service(service)
     manager.register(turnkit_redact, "redact")
     manager.register(turnkit_jsonl_audit, "jsonl-audit")
-    async with Agent(config, manager=manager, env={}) as agent:
+    async with Agent(config, manager=manager, env={"TURNKIT_HTTP_TOKEN": "s3cret"}) as agent:
         serving = asyncio.create_task(agent.serve())
-        while "http" not in chat.channels:
+        while "http" not in chat.channels and not serving.done():
             await asyncio.sleep(0.01)
         channel = chat.channels["http"]
         await asyncio.wait_for(channel.ready.wait(), 10)  # type: ignore[attr-defined]
-        async with httpx.AsyncClient(base_url=channel.address) as client:  # type: ignore[attr-defined]
+        headers = {"Authorization": "Bearer s3cret"}
+        async with httpx.AsyncClient(base_url=channel.address, headers=headers) as client:  # type: ignore[attr-defined]
+            refused = await client.post(
+                "/api/chats/me/messages", json={"text": "hi"}, headers={"Authorization": ""}
+            )
             response = await client.post("/api/chats/me/messages", json={"text": "mail ann@example.org"})
         await agent.manager.dispatch.drain()
         agent.request_stop()
         await asyncio.wait_for(serving, 10)
+    assert refused.status_code == 401
     body = response.json()
     assert response.status_code == 200 and body["status"] == "completed"
     assert body["reply"] == "mail [email]"
