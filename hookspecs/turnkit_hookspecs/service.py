@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar, overload
 
 from attrs import field, frozen
 
-from .context import ExecutionContext
+from .context import ExecutionContext, Storage
 from .model import ToolSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -175,9 +175,28 @@ class Service:
     hookspecs: ClassVar[Sequence[ModuleType | type]] = ()
     settings_class: ClassVar[type | None] = None
     settings: Any = None
+    #: Set by :meth:`start` (``self.context = context``); read through :attr:`context`.
+    _context: ExecutionContext | None = None
+
+    @property
+    def context(self) -> ExecutionContext:
+        """The agent's execution context, as :meth:`start` received it."""
+        if self._context is None:
+            raise RuntimeError(f"the {self.name} service is not started")
+        return self._context
+
+    @context.setter
+    def context(self, context: ExecutionContext) -> None:
+        self._context = context
+
+    @property
+    def storage(self) -> Storage:
+        """The service's own records in the agent's store (namespace: its name)."""
+        return self.context.storage(self.name)
 
     async def start(self, context: ExecutionContext) -> None:
-        """Acquire resources; called in the agent's start order."""
+        """Acquire resources; called in the agent's start order; keeps ``context`` as ``self.context``."""
+        self.context = context
 
     async def serve(self, context: ExecutionContext) -> None:
         """Run the service's long-running work until cancelled.

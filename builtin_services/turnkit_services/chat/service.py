@@ -26,7 +26,6 @@ from turnkit_hookspecs import (
     PayloadError,
     Principal,
     Service,
-    Storage,
     StorageConflict,
     TurnInfo,
     action,
@@ -60,27 +59,14 @@ class ChatService(Service):
     settings: ChatSettings
 
     def __init__(self) -> None:
-        self._context: ExecutionContext | None = None
         #: The channels of ``[service.chat] channels``, made at start and run while serving.
         self.channels: dict[str, Channel] = {}
-
-    @property
-    def context(self) -> ExecutionContext:
-        """The agent's execution context (set at start)."""
-        if self._context is None:
-            raise RuntimeError("the chat service is not started")
-        return self._context
-
-    @property
-    def storage(self) -> Storage:
-        """The chat service's records: remembered sessions, channel state (Telegram's offset)."""
-        return self.context.storage(self.name)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, context: ExecutionContext) -> None:
         """Check the configured channel names (an unknown one fails the start)."""
-        self._context = context
+        self.context = context
         if self.settings is None:
             self.settings = ChatSettings()
         known = {*BUILTIN_CHANNELS, *_plugin_channels()}

@@ -37,7 +37,6 @@ from turnkit_hookspecs import (
     Message,
     Prompt,
     Service,
-    Storage,
     StoredRecord,
     TurnInfo,
     action,
@@ -74,24 +73,9 @@ class MemoryService(Service):
     settings_class = MemorySettings
     settings: MemorySettings
 
-    def __init__(self) -> None:
-        self._context: ExecutionContext | None = None
-
-    @property
-    def context(self) -> ExecutionContext:
-        """The agent's execution context (set at start)."""
-        if self._context is None:
-            raise RuntimeError("the memory service is not started")
-        return self._context
-
-    @property
-    def storage(self) -> Storage:
-        """Where the memories are kept: the agent's store, namespace ``memory``."""
-        return self.context.storage(self.name)
-
     async def start(self, context: ExecutionContext) -> None:
         """Keep the context; nothing to open (the memories live in the agent's store)."""
-        self._context = context
+        self.context = context
         if self.settings is None:
             self.settings = MemorySettings()
 

@@ -87,17 +87,9 @@ class ShellService(Service):
     settings: ShellSettings
 
     def __init__(self) -> None:
-        self._context: ExecutionContext | None = None
         self._root: Path | None = None
         self._processes: dict[str, Tracked] = {}
         self._numbers = itertools.count(1)
-
-    @property
-    def context(self) -> ExecutionContext:
-        """The agent's execution context (set at start)."""
-        if self._context is None:
-            raise RuntimeError("the shell service is not started")
-        return self._context
 
     @property
     def root(self) -> Path:
@@ -110,7 +102,7 @@ class ShellService(Service):
 
     async def start(self, context: ExecutionContext) -> None:
         """Check the settings and resolve the root; nothing is spawned until asked."""
-        self._context = context
+        self.context = context
         if self.settings is None:
             self.settings = ShellSettings()
         settings = self.settings

@@ -64,22 +64,14 @@ class TaskService(Service):
         self._clock = clock or utc_now
         #: Names this service object in the run records it claims.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._context: ExecutionContext | None = None
         self._runner: Runner | None = None
         #: Catch-up work per task name, while it runs (one at a time per task).
         self._inflight: dict[str, asyncio.Task[list[TaskRun]]] = {}
 
     @property
-    def context(self) -> ExecutionContext:
-        """The agent's execution context (set at start)."""
-        if self._context is None:
-            raise RuntimeError("the task service is not started")
-        return self._context
-
-    @property
     def store(self) -> TaskStore:
         """This agent's tasks and runs in the agent's store."""
-        return TaskStore(self.context.storage(self.name), self.context.agent_id)
+        return TaskStore(self.storage, self.context.agent_id)
 
     @property
     def runner(self) -> Runner:
@@ -102,7 +94,7 @@ class TaskService(Service):
         if self.settings is None:
             self.settings = TaskSettings()
         check_settings(self.settings)
-        self._context = context
+        self.context = context
         self._runner = Runner(context, self.store, self.settings, self.now, self.owner)
         await self._merge_config()
 
