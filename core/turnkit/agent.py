@@ -11,6 +11,7 @@ loop use :class:`turnkit.sync.SyncAgent`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -27,10 +28,10 @@ from turnkit_hookspecs import (
 )
 
 from .actions import ActionRegistry
-from .config import Config, load_config, service_settings
+from .config import Config, load_config, settings_for
 from .defaults import install_defaults
 from .dispatch import Dispatcher
-from .errors import ConfigError, TurnkitError
+from .errors import ConfigError, PluginConfigureError, TurnkitError
 from .extension import ExtensionContext
 from .manager import PluginManager
 from .orchestrator import SessionOrchestrator
@@ -131,6 +132,7 @@ class Agent:
             self.id, self._store, manager, self.config, self.actions, self.traces, self.logger
         )
         try:
+            await self._configure_plugins(manager)
             await self._start_services(manager)
             await self._orchestrator.start()
         except BaseException:
@@ -165,6 +167,36 @@ class Agent:
         rest = sorted(n for n in available if n not in named)
         return [(n, available[n]) for n in named + rest if n not in wanted.disabled]
 
+    async def _configure_plugins(self, manager: PluginManager) -> None:
+        """Give each plugin its ``[plugin.NAME]`` settings, then call its ``configure(context)``.
+
+        A table for a plugin that declares no ``settings_class`` is an error,
+        as is one that fails to configure: the agent refuses to start rather
+        than run a guard that could not read its rules.
+        """
+        plugins = manager.plugins()
+        for name in sorted(set(self.config.plugin) - set(plugins)):
+            self.logger.warning(
+                "%s: [plugin.%s] configures a plugin that is not loaded", self.config.source, name
+            )
+        for name, plugin in plugins.items():
+            settings_class = getattr(plugin, "settings_class", None)
+            if settings_class is not None:
+                plugin.settings = settings_for(self.config, "plugin", name, settings_class)
+            elif name in self.config.plugin:
+                raise ConfigError(
+                    f"{self.config.source}: [plugin.{name}]: the plugin {name!r} takes no settings"
+                )
+            configure = getattr(plugin, "configure", None)
+            if not callable(configure):
+                continue
+            try:
+                outcome = configure(self.context)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception as exc:
+                raise PluginConfigureError(name, manager.records[name].distribution, exc) from exc
+
     async def _start_services(self, manager: PluginManager) -> None:
         unknown = sorted(set(self.config.service) - set(manager.services()))
         if unknown:
@@ -176,7 +208,7 @@ class Agent:
         for name, service in self._start_order(manager):
             settings_class = getattr(service, "settings_class", None)
             if settings_class is not None:
-                service.settings = service_settings(self.config, name, settings_class)
+                service.settings = settings_for(self.config, "service", name, settings_class)
             try:
                 await service.start(self.context)
             except Exception as exc:

@@ -144,9 +144,9 @@ class ServicesConfig:
 class Config:
     """The whole configuration file.
 
-    ``plugin`` holds each plugin's own table (``[plugin.redact]``), handed to
-    that plugin unparsed; ``service`` each service's (``[service.chat]``),
-    structured into the service's ``settings_class`` when the agent starts;
+    ``plugin`` holds each plugin's own table (``[plugin.auth]``) and
+    ``service`` each service's (``[service.chat]``); each is structured into
+    that plugin's or service's ``settings_class`` when the agent starts;
     ``base_dir`` is the folder relative paths are resolved against (the
     configuration file's).
     """
@@ -195,12 +195,15 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     return parse_config(data, str(file), str(file.parent.resolve()))
 
 
-def service_settings(config: Config, name: str, settings_class: type[T]) -> T:
-    """Structure ``[service.NAME]`` into ``settings_class``; errors name the file and key path."""
+def settings_for(
+    config: Config, section: Literal["service", "plugin"], name: str, settings_class: type[T]
+) -> T:
+    """Structure ``[SECTION.NAME]`` into ``settings_class``; errors name the file and key path."""
+    tables = config.service if section == "service" else config.plugin
     try:
-        return structure(config.service.get(name, {}), settings_class)
+        return structure(tables.get(name, {}), settings_class)
     except PayloadError as exc:
-        problems = "; ".join(_under(f"$.service.{name}", problem) for problem in exc.problems)
+        problems = "; ".join(_under(f"$.{section}.{name}", problem) for problem in exc.problems)
         raise ConfigError(f"{config.source}: {problems}") from exc
 
 

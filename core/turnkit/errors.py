@@ -24,6 +24,16 @@ class PluginLoadError(TurnkitError):
         super().__init__(f"plugin {plugin!r}: {reason}")
 
 
+class PluginConfigureError(TurnkitError):
+    """A plugin's ``configure(context)`` raised; the agent does not start without it."""
+
+    def __init__(self, plugin: str, distribution: str | None, error: BaseException) -> None:
+        self.plugin = plugin
+        self.distribution = distribution
+        where = f" ({distribution})" if distribution else ""
+        super().__init__(f"plugin {plugin!r}{where} failed to configure: {type(error).__name__}: {error}")
+
+
 class RequiredPluginError(TurnkitError):
     """A plugin listed in ``plugins.required`` is not loaded; the agent must not start."""
 

@@ -221,6 +221,11 @@ class PluginManager:
         loaded = (self.pm.get_plugin(n) for n, r in self.records.items() if r.group == SERVICES_GROUP)
         return {service.name: service for service in loaded if service is not None}
 
+    def plugins(self) -> dict[str, Any]:
+        """The loaded plugin objects by name (not services, not the built-in defaults)."""
+        loaded = {n: self.pm.get_plugin(n) for n, r in self.records.items() if r.group == PLUGINS_GROUP}
+        return {name: plugin for name, plugin in loaded.items() if plugin is not None}
+
     def register(
         self,
         plugin: object,

@@ -11,8 +11,9 @@ application::
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
 from turnkit_hookspecs import ActionResult, Message, SessionInfo, TurnResult
@@ -25,9 +26,10 @@ T = TypeVar("T")
 class SyncAgent:
     """Blocking calls onto an :class:`Agent` running in its own thread."""
 
-    def __init__(self, config: ConfigSource = None, **options: Any) -> None:
-        """Same arguments as :class:`Agent`; nothing starts before :meth:`start` or ``with``."""
-        self.agent = Agent(config, **options)
+    def __init__(self, config: ConfigSource = None, *, agent: Agent | None = None, **options: Any) -> None:
+        """Same arguments as :class:`Agent`, or an ``agent`` already made; nothing starts before
+        :meth:`start` or ``with``."""
+        self.agent = agent if agent is not None else Agent(config, **options)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -45,7 +47,7 @@ class SyncAgent:
         self._thread.start()
         self._loop = loop
         try:
-            self._call(self.agent.start())
+            self.call(self.agent.start())
         except BaseException:
             self._shutdown()
             raise
@@ -55,31 +57,33 @@ class SyncAgent:
         if self._loop is None:
             return
         try:
-            self._call(self.agent.stop())
+            self.call(self.agent.stop())
         finally:
             self._shutdown()
 
     def send(self, message: str | Message, session_id: str | None = None) -> TurnResult:
         """Run one turn (see :meth:`Agent.send`)."""
-        return self._call(self.agent.send(message, session_id))
+        return self.call(self.agent.send(message, session_id))
 
     def open(self, session_id: str | None = None, kind: str = "chat") -> SessionInfo:
         """Open or create a session."""
-        return self._call(self.agent.sessions.open(session_id, kind=kind))
+        return self.call(self.agent.sessions.open(session_id, kind=kind))
 
     def history(self, session_id: str) -> list[Message]:
         """Every message of a session."""
-        return list(self._call(self.agent.sessions.history(session_id)))
+        return list(self.call(self.agent.sessions.history(session_id)))
 
     def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:
         """Call ``service.action``."""
-        return self._call(self.agent.invoke(action, payload))
+        return self.call(self.agent.invoke(action, payload))
 
-    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+    def call(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable`` on the agent's loop and return its result (or raise its error)."""
         if self._loop is None:
-            coroutine.close()
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
             raise RuntimeError("the agent is not started: use 'with SyncAgent(...)' or call start()")
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._loop).result()
 
     def _shutdown(self) -> None:
         loop, self._loop = self._loop, None
@@ -88,3 +92,8 @@ class SyncAgent:
             if self._thread is not None:
                 self._thread.join()
             loop.close()
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    """A coroutine of any awaitable, as ``run_coroutine_threadsafe`` wants one."""
+    return await awaitable

@@ -5,7 +5,7 @@ Plugin authors need only this package::
     from turnkit_hookspecs import Deny, Message, hookimpl
 
 The contract is versioned on its own (semver); pin it as
-``turnkit-hookspecs>=0.1.2,<0.2``.
+``turnkit-hookspecs>=0.1.3,<0.2``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -54,6 +54,7 @@ from .model import (
     TurnStatus,
     UrlSource,
 )
+from .plugin import Configured, Plugin
 from .service import ActionSpec, Service, action, action_specs, actions_of
 
 #: The modules declaring the runtime's own extension points.
@@ -74,6 +75,7 @@ __all__ = [
     "Block",
     "ChannelMessage",
     "ChunkListener",
+    "Configured",
     "ContextWindowState",
     "Deny",
     "Dispatch",
@@ -86,6 +88,7 @@ __all__ = [
     "Level",
     "Message",
     "PayloadError",
+    "Plugin",
     "PointKind",
     "Principal",
     "Prompt",

@@ -19,6 +19,7 @@ from attrs import field, frozen
 
 from .context import ExecutionContext, Storage
 from .model import ToolSpec
+from .plugin import Configured
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -151,7 +152,7 @@ def _json_type(annotation: Any) -> dict[str, Any]:
     return {"type": json_type} if json_type else {}
 
 
-class Service:
+class Service(Configured):
     """Base class for a service: a main workflow owning its domain state.
 
     ``name`` is how actions are addressed (``"shell.exec"``). ``hookspecs``
@@ -163,7 +164,7 @@ class Service:
     ``settings_class`` (an attrs class) describes the service's table in the
     agent's configuration, ``[service.<name>]``; the runtime structures the
     table into it, reporting a wrong key with its path, and sets
-    ``settings`` before :meth:`start`.
+    ``settings`` before :meth:`start` (see :class:`~turnkit_hookspecs.plugin.Configured`).
 
     Lifecycle: :meth:`start` for everything actions need (every command
     starts it); :meth:`serve` for the long-running part — listening on a
@@ -173,21 +174,6 @@ class Service:
 
     name: ClassVar[str]
     hookspecs: ClassVar[Sequence[ModuleType | type]] = ()
-    settings_class: ClassVar[type | None] = None
-    settings: Any = None
-    #: Set by :meth:`start` (``self.context = context``); read through :attr:`context`.
-    _context: ExecutionContext | None = None
-
-    @property
-    def context(self) -> ExecutionContext:
-        """The agent's execution context, as :meth:`start` received it."""
-        if self._context is None:
-            raise RuntimeError(f"the {self.name} service is not started")
-        return self._context
-
-    @context.setter
-    def context(self, context: ExecutionContext) -> None:
-        self._context = context
 
     @property
     def storage(self) -> Storage:
