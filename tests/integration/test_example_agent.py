@@ -32,11 +32,15 @@ async def test_the_example_agent_serves_http_with_redaction_and_audit(
     import turnkit_jsonl_audit
     import turnkit_redact
 
-    audit = tmp_path / "audit.jsonl"
-    monkeypatch.setenv("TURNKIT_AUDIT_FILE", str(audit))
+    audit = tmp_path / "turns.jsonl"
     config = load_config(EXAMPLE)
     assert config.plugins.required == ["redact", "jsonl-audit"]
-    config = attrs.evolve(config, store=attrs.evolve(config.store, url=str(tmp_path / "example.db")))
+    assert config.plugin["jsonl-audit"] == {"file": "turns.jsonl"}
+    config = attrs.evolve(
+        config,
+        store=attrs.evolve(config.store, url=str(tmp_path / "example.db")),
+        plugin={**config.plugin, "jsonl-audit": {"file": str(audit)}},
+    )
     config = with_service_option(config, "chat", "http", {**config.service["chat"]["http"], "port": 0})
 
     chat = ChatService()
@@ -44,7 +48,7 @@ async def test_the_example_agent_serves_http_with_redaction_and_audit(
     for service in (chat, MemoryService()):
         manager.add_service(service)
     manager.register(turnkit_redact, "redact")
-    manager.register(turnkit_jsonl_audit, "jsonl-audit")
+    manager.register(turnkit_jsonl_audit.JsonlAuditPlugin(), "jsonl-audit")
     async with Agent(config, manager=manager, env={"TURNKIT_HTTP_TOKEN": "s3cret"}) as agent:
         serving = asyncio.create_task(agent.serve())
         while "http" not in chat.channels and not serving.done():

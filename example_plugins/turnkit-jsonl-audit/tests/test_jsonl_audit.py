@@ -42,6 +42,7 @@ from turnkit_jsonl_audit import (
     AUDIT_FILE_ENV,
     DEFAULT_AUDIT_FILE,
     AuditWriteError,
+    JsonlAuditPlugin,
     append_record,
     audit_file,
     audit_record,
@@ -65,12 +66,18 @@ def audit_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def manager() -> pluggy.PluginManager:
+def plugin() -> JsonlAuditPlugin:
+    """The plugin as the entry point makes it, not configured: the variable names the file."""
+    return JsonlAuditPlugin()
+
+
+@pytest.fixture
+def manager(plugin: JsonlAuditPlugin) -> pluggy.PluginManager:
     """A plugin manager of the ``turnkit`` project with the contract and this plugin, as turnkit loads it."""
     pm = pluggy.PluginManager(PROJECT_NAME)
     for hookspecs in CORE_HOOKSPECS:
         pm.add_hookspecs(hookspecs)
-    pm.register(turnkit_jsonl_audit, name=PLUGIN_NAME)
+    pm.register(plugin, name=PLUGIN_NAME)
     pm.check_pending()
     return pm
 
@@ -127,9 +134,11 @@ def run_effect(pm: pluggy.PluginManager, point: str, **kwargs: Any) -> list[tupl
 # ------------------------------------------------------------------ the plugin as turnkit sees it
 
 
-def test_module_validates_against_the_contract(manager: pluggy.PluginManager) -> None:
-    """pluggy accepts the module and binds exactly the three end-of-turn effects to the contract."""
-    callers = manager.get_hookcallers(turnkit_jsonl_audit)
+def test_plugin_validates_against_the_contract(
+    manager: pluggy.PluginManager, plugin: JsonlAuditPlugin
+) -> None:
+    """pluggy accepts the plugin and binds exactly the three end-of-turn effects to the contract."""
+    callers = manager.get_hookcallers(plugin)
     assert callers is not None
     assert {caller.name for caller in callers} == set(POINTS)
     for point in POINTS:
@@ -138,18 +147,17 @@ def test_module_validates_against_the_contract(manager: pluggy.PluginManager) ->
         assert spec is not None
         assert spec.kind is Kind.EFFECT
         [impl] = caller.get_hookimpls()
-        assert impl.function is getattr(turnkit_jsonl_audit, point)
+        assert impl.function == getattr(plugin, point)
         assert impl.plugin_name == PLUGIN_NAME
 
 
 def test_entry_point_is_declared() -> None:
-    """pyproject declares the module itself as the plugin object, depending on the contract only."""
+    """pyproject declares the plugin class, depending on the contract (and attrs) only."""
     project = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    assert project["entry-points"]["turnkit.plugins"] == {PLUGIN_NAME: "turnkit_jsonl_audit"}
-    assert importlib.import_module(project["entry-points"]["turnkit.plugins"][PLUGIN_NAME]) is (
-        turnkit_jsonl_audit
-    )
-    assert project["dependencies"] == ["turnkit-hookspecs>=0.1.2,<0.2"]
+    assert project["entry-points"]["turnkit.plugins"] == {PLUGIN_NAME: "turnkit_jsonl_audit:JsonlAuditPlugin"}
+    module, _, name = project["entry-points"]["turnkit.plugins"][PLUGIN_NAME].partition(":")
+    assert getattr(importlib.import_module(module), name) is JsonlAuditPlugin
+    assert project["dependencies"] == ["turnkit-hookspecs>=0.1.3,<0.2", "attrs>=23.1"]
 
 
 def test_entry_point_is_registered() -> None:
@@ -159,8 +167,8 @@ def test_entry_point_is_registered() -> None:
     except PackageNotFoundError:
         pytest.skip("turnkit-jsonl-audit is not installed (tests run from the source tree)")
     [entry_point] = entry_points(group="turnkit.plugins", name=PLUGIN_NAME)
-    assert entry_point.value == "turnkit_jsonl_audit"
-    assert entry_point.load() is turnkit_jsonl_audit
+    assert entry_point.value == "turnkit_jsonl_audit:JsonlAuditPlugin"
+    assert entry_point.load() is JsonlAuditPlugin
     assert entry_point.dist is not None
     assert entry_point.dist.name == "turnkit-jsonl-audit"
 
