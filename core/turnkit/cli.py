@@ -171,10 +171,11 @@ def _describe_point(manager: PluginManager, name: str) -> dict[str, Any]:
 
 def _add_commands() -> None:
     from .cli_actions import invoke
+    from .cli_plugin import plugin
     from .cli_serve import chat, serve
     from .cli_sessions import send, sessions
 
-    for command in (send, sessions, serve, chat, invoke):
+    for command in (send, sessions, serve, chat, invoke, plugin):
         main.add_command(command)
 
 

@@ -10,9 +10,10 @@ runtime promises on top of it:
   may not be installed);
 * loading is fail-soft: a plugin that raises on import or does not validate
   is recorded with its distribution, version and error, and skipped;
-* call order is pluggy's with deterministic registration (plugins registered
-  so that, within a priority group, they are called in name order), plus a
-  per-point override from config.
+* call order is pluggy's priority groups (wrappers, tryfirst, plain,
+  trylast), and within each group plugins by name, then services by name,
+  then the runtime's built-in defaults — whatever the order of registration
+  — plus a per-point override from config.
 """
 
 from __future__ import annotations
@@ -32,12 +33,24 @@ import pluggy
 from turnkit_hookspecs import CORE_HOOKSPECS, PROJECT_NAME, PointKind, kind_of
 
 from .config import Config, PluginsConfig
-from .discovery import PLUGINS_GROUP, SERVICES_GROUP, Candidate, Selection, duplicates, find, normalize
+from .discovery import (
+    BUILTIN_GROUP,
+    PLUGINS_GROUP,
+    SERVICES_GROUP,
+    Candidate,
+    Selection,
+    duplicates,
+    find,
+    normalize,
+)
 from .dispatch import Dispatcher
 from .errors import PluginLoadError, RequiredPluginError, UnknownPointError
 from .tracing import TraceSink
 
 log = logging.getLogger("turnkit.plugins")
+
+#: Within a priority group: plugins first, then services, then the runtime's own defaults.
+_ORIGIN_RANK = {PLUGINS_GROUP: 0, SERVICES_GROUP: 1, BUILTIN_GROUP: 2}
 
 Status = Literal["loaded", "failed", "skipped"]
 
@@ -121,8 +134,8 @@ class PluginManager:
 
     def _load_group(self, candidates: list[Candidate], selection: Selection) -> None:
         clashes = duplicates(candidates)
-        # pluggy calls later registrations first: register in reverse name order
-        # so that, within a priority group, hooks run in name order.
+        # Registration order does not decide call order (see implementations);
+        # reverse name order keeps pluggy's own hook calls in name order too.
         for index in reversed(range(len(candidates))):
             candidate = candidates[index]
             record = PluginRecord(
@@ -322,16 +335,28 @@ class PluginManager:
         return inspect.getdoc(spec.function) or ""
 
     def implementations(self, point: str) -> list[Implementation]:
-        """The implementations of ``point`` in exact call order (wrappers first)."""
+        """The implementations of ``point`` in exact call order (wrappers first).
+
+        pluggy orders a priority group by registration, and its ``trylast``
+        group the other way round; the order here depends on names only, so
+        an agent built in code calls hooks in the order discovery gives.
+        """
         self.point(point)
         caller = getattr(self.pm.hook, point)
         impls = [self._describe(impl) for impl in reversed(caller.get_hookimpls())]
-        wrappers = [i for i in impls if i.wrapper]
-        plain = [i for i in impls if not i.wrapper]
-        preferred = self.config.order.get(point, [])
+        wrappers = sorted((i for i in impls if i.wrapper), key=self._call_rank)
+        plain = sorted((i for i in impls if not i.wrapper), key=self._call_rank)
+        preferred = list(dict.fromkeys(self.config.order.get(point, [])))
         first = [i for name in preferred for i in plain if i.plugin == name]
         rest = [i for i in plain if i.plugin not in preferred]
         return wrappers + first + rest
+
+    def _call_rank(self, impl: Implementation) -> tuple[int, int, str]:
+        """Priority group, then plugins before services before built-ins, then name."""
+        group = 0 if impl.tryfirst else 2 if impl.trylast else 1
+        record = self.records.get(impl.plugin)
+        origin = _ORIGIN_RANK.get(record.group if record else PLUGINS_GROUP, 0)
+        return group, origin, impl.plugin
 
     def order_problems(self) -> list[str]:
         """Config order overrides naming unknown points or plugins that do not implement them."""

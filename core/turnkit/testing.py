@@ -41,7 +41,7 @@ from turnkit_hookspecs import (
 
 from .agent import Agent
 from .config import parse_config
-from .discovery import SERVICES_GROUP, find
+from .discovery import BUILTIN_GROUP, SERVICES_GROUP, find
 from .manager import PluginManager
 from .store.records import AuditEvent
 from .sync import SyncAgent
@@ -138,7 +138,8 @@ class AgentHarness:
         manager = PluginManager(config.plugins)
         for service in self._services:  # first, as discovery does: they declare points plugins implement
             manager.add_service(service)
-        manager.register(self._recorder, RECORDER_NAME)
+        # a built-in: called after every plugin and service in its (trylast) group
+        manager.register(self._recorder, RECORDER_NAME, group=BUILTIN_GROUP)
         for name, plugin in self._plugins.items():
             manager.register(plugin, name)
         return Agent(config, manager=manager, env=self.env)

@@ -66,7 +66,10 @@ def session_abandoned(ctx: SessionExtensionContext, child: SessionInfo) -> None:
 def session_compress(ctx: SessionExtensionContext, messages: Sequence[Message], reason: str) -> str | None:
     """Summarise ``messages`` (for compression, or a child's merge summary).
 
-    The runtime's extractive summariser answers last.
+    ``reason`` is ``"merge"`` when the summary is a child session's merge
+    summary (``messages`` are then the child's own messages); otherwise it
+    is the reason given to ``request_compression``. The runtime's extractive
+    summariser answers last.
 
     Example::
 

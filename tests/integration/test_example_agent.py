@@ -47,7 +47,7 @@ async def test_the_example_agent_serves_http_with_redaction_and_audit(
     manager = PluginManager(config.plugins)
     for service in (chat, MemoryService()):
         manager.add_service(service)
-    manager.register(turnkit_redact, "redact")
+    manager.register(turnkit_redact.RedactPlugin(), "redact")
     manager.register(turnkit_jsonl_audit.JsonlAuditPlugin(), "jsonl-audit")
     async with Agent(config, manager=manager, env={"TURNKIT_HTTP_TOKEN": "s3cret"}) as agent:
         serving = asyncio.create_task(agent.serve())

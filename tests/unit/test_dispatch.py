@@ -151,9 +151,10 @@ async def test_guard_allows_when_every_implementation_allows(manager: PluginMana
 
 async def test_guard_first_deny_stops_and_names_the_plugin(manager: PluginManager) -> None:
     calls: list[str] = []
-    manager.register(Tagged("last", calls), "last")
+    # called in name order, whatever the order of registration
+    manager.register(Tagged("last", calls), "z-last")
     manager.register(DenyForbidden(), "words")
-    manager.register(Tagged("first", calls), "first")
+    manager.register(Tagged("first", calls), "a-first")
     deny = await manager.dispatch.guard(
         "turn_authorize", **TURN_ARGS, message=Message.of("user", "a forbidden word")
     )
@@ -171,7 +172,7 @@ async def test_guard_first_deny_stops_and_names_the_plugin(manager: PluginManage
 )
 async def test_a_failing_guard_denies(manager: PluginManager, plugin: object, reason: str) -> None:
     calls: list[str] = []
-    manager.register(Tagged("after", calls), "after")
+    manager.register(Tagged("after", calls), "z-after")
     manager.register(plugin, "bad")
     deny = await manager.dispatch.guard("turn_authorize", **TURN_ARGS, message=MESSAGE)
     assert deny == Deny(reason, plugin="bad")
@@ -198,12 +199,12 @@ async def test_pipeline_threads_the_value_through_sync_and_async_steps(manager: 
     manager.register(Unchanged(), "noop")
     manager.register(AsyncSuffix(" two"), "two")
     result = await manager.dispatch.pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
-    # registration order: later registrations are called first (pluggy's rule)
-    assert result.text == "hello two one"
+    # name order, whatever the order of registration
+    assert result.text == "hello one two"
     assert [(r.plugin, r.outcome) for r in manager.dispatch.trace.records()] == [  # type: ignore[attr-defined]
-        ("two", "value"),
         ("noop", "ok"),
         ("one", "value"),
+        ("two", "value"),
     ]
 
 
@@ -223,7 +224,7 @@ async def test_pipeline_wrong_type_names_the_plugin(manager: PluginManager) -> N
 
 async def test_a_raising_pipeline_step_aborts_with_the_plugin_named(manager: PluginManager) -> None:
     calls: list[str] = []
-    manager.register(Tagged("after", calls), "after")
+    manager.register(Tagged("after", calls), "z-after")
     manager.register(RaisingPipeline(), "parser")
     with pytest.raises(PipelineError, match="'parser' raised ValueError"):
         await manager.dispatch.pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
@@ -231,7 +232,7 @@ async def test_a_raising_pipeline_step_aborts_with_the_plugin_named(manager: Plu
 
 
 async def test_resolve_first_answer_wins_and_async_none_falls_through(manager: PluginManager) -> None:
-    manager.register(SyncAnswer(), "fallback")
+    manager.register(SyncAnswer(), "z-fallback")
     manager.register(Answer("async answer"), "model")
     manager.register(Answer(None), "declines")
     reply = await manager.dispatch.resolve("turn_reply", **TURN_ARGS, prompt=PROMPT)
@@ -254,7 +255,7 @@ async def test_resolve_with_no_implementation_names_the_point(manager: PluginMan
 
 
 async def test_a_raising_resolve_propagates_as_the_points_error(manager: PluginManager) -> None:
-    manager.register(SyncAnswer(), "fallback")
+    manager.register(SyncAnswer(), "z-fallback")
     manager.register(FailingReply(), "remote")
     with pytest.raises(ResolveError, match="'turn_reply': plugin 'remote' raised ConnectionError") as caught:
         await manager.dispatch.resolve("turn_reply", **TURN_ARGS, prompt=PROMPT)

@@ -197,9 +197,18 @@ class ChatService(Service):
 
     @hookimpl
     async def turn_authorize(self, turn: TurnInfo, message: Message) -> Deny | None:
-        """Run ``chat_authorize`` for turns that came from a channel."""
+        """Run ``chat_authorize`` for turns that came from a channel.
+
+        Only a user turn whose initiator is the principal the metadata names
+        is one: metadata alone (a message another agent or a fork passed on)
+        does not make a turn a chat turn.
+        """
         where = message.metadata.get(CHAT_METADATA)
         if not isinstance(where, Mapping):
+            return None
+        principal = where.get("principal")
+        sender = f"{where.get('channel')}:{principal.get('id')}" if isinstance(principal, Mapping) else None
+        if turn.initiator != "user" or turn.initiator_id != sender:
             return None
         inbound = ChannelMessage(
             channel=where["channel"],

@@ -1,25 +1,28 @@
 """turnkit-redact: keep e-mail addresses, phone numbers and card numbers out of the model.
 
-Registered through the ``turnkit.plugins`` entry point ``redact``; this module
-is the plugin. It implements two pipeline points of the turnkit contract:
+Registered through the ``turnkit.plugins`` entry point ``redact``, which names
+:class:`RedactPlugin`: the runtime makes one instance per agent and sets its
+``[plugin.redact]`` settings (:class:`RedactSettings`: which kinds, which
+placeholders). It implements four pipeline points:
 
-* ``turn_inbound`` -- the user's message is redacted before the prompt is built,
-  so the model never sees the original values;
+* ``turn_inbound`` -- the user's message is redacted before later plugins and
+  the prompt see it;
+* ``turn_prompt`` -- the whole prompt is redacted, history included, last of
+  all, so the model never sees the original values;
 * ``turn_outbound`` -- the assistant's reply is redacted before it is stored
-  and delivered.
+  and delivered;
+* ``memory_store`` (the memory service's, optional) -- a memory is redacted
+  before it is embedded and written.
 
-Both return a new :class:`~turnkit_hookspecs.Message` with every
-:class:`~turnkit_hookspecs.TextBlock` redacted, or ``None`` (unchanged) when
-there was nothing to redact. Other blocks (images, tool calls …) are kept as
-they are.
+Streamed reply chunks (``turn_chunk``) are not redacted: see the README.
+
+The module-level ``turn_inbound`` and ``turn_outbound`` keep the module
+usable as a plugin registered by hand, with the default settings.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-
-import attrs
-from turnkit_hookspecs import Message, TextBlock, hookimpl
 
 from .patterns import (
     CARD_PLACEHOLDER,
@@ -31,49 +34,40 @@ from .patterns import (
     redact_phones,
     redact_text,
 )
+from .plugin import (
+    RedactPlugin,
+    TextRecord,
+    redact_block,
+    redact_memory,
+    redact_message,
+    redact_prompt,
+    turn_inbound,
+    turn_outbound,
+)
+from .settings import DEFAULT_SETTINGS, RedactSettings
 
 try:
     __version__ = version("turnkit-redact")
 except PackageNotFoundError:  # pragma: no cover - imported from a source tree
     __version__ = "0+unknown"
 
-
-def redact_message(message: Message) -> Message | None:
-    """Return ``message`` with its text blocks redacted, or ``None`` if nothing changed."""
-    changed = False
-    blocks = []
-    for block in message.blocks:
-        if isinstance(block, TextBlock):
-            text = redact_text(block.text)
-            if text != block.text:
-                block = TextBlock(text)
-                changed = True
-        blocks.append(block)
-    return attrs.evolve(message, blocks=tuple(blocks)) if changed else None
-
-
-@hookimpl
-def turn_inbound(message: Message) -> Message | None:
-    """Redact the inbound message before it reaches the prompt."""
-    return redact_message(message)
-
-
-@hookimpl
-def turn_outbound(message: Message) -> Message | None:
-    """Redact the reply before it is stored and delivered."""
-    return redact_message(message)
-
-
 __all__ = [
     "CARD_PLACEHOLDER",
+    "DEFAULT_SETTINGS",
     "EMAIL_PLACEHOLDER",
     "PHONE_PLACEHOLDER",
+    "RedactPlugin",
+    "RedactSettings",
+    "TextRecord",
     "__version__",
     "luhn_valid",
+    "redact_block",
     "redact_cards",
     "redact_emails",
+    "redact_memory",
     "redact_message",
     "redact_phones",
+    "redact_prompt",
     "redact_text",
     "turn_inbound",
     "turn_outbound",

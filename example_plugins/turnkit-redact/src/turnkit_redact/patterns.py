@@ -1,7 +1,7 @@
 """Finding e-mail addresses, payment card numbers and phone numbers in text.
 
 Everything here is plain functions over ``str``; :mod:`turnkit_redact` wires
-them into turnkit's ``turn_inbound`` and ``turn_outbound`` pipelines.
+them into turnkit's pipelines, as ``[plugin.redact]`` chooses.
 
 The rules lean towards leaving ordinary numbers alone: dates, times, prices,
 version numbers, IP addresses, order numbers and digit runs that fail the
@@ -84,12 +84,12 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def redact_emails(text: str) -> str:
-    """Replace e-mail addresses by ``[email]``."""
-    return _EMAIL.sub(EMAIL_PLACEHOLDER, text)
+def redact_emails(text: str, placeholder: str = EMAIL_PLACEHOLDER) -> str:
+    """Replace e-mail addresses by ``placeholder``."""
+    return _EMAIL.sub(lambda _: placeholder, text)  # a function: no backslash escapes in the placeholder
 
 
-def _redact_cards_in_run(run: str) -> str:
+def _redact_cards_in_run(run: str, placeholder: str) -> str:
     """Replace the card numbers inside one run of digit groups.
 
     The whole run is tried first; when it is not a card (too long, or not
@@ -114,50 +114,63 @@ def _redact_cards_in_run(run: str) -> str:
             first += 1
             continue
         pieces.append(run[copied_up_to : groups[first][0]])
-        pieces.append(CARD_PLACEHOLDER)
+        pieces.append(placeholder)
         copied_up_to = groups[best_last][1]
         first = best_last + 1
     pieces.append(run[copied_up_to:])
     return "".join(pieces)
 
 
-def redact_cards(text: str) -> str:
-    """Replace payment card numbers by ``[card]``.
+def redact_cards(text: str, placeholder: str = CARD_PLACEHOLDER) -> str:
+    """Replace payment card numbers by ``placeholder``.
 
     A card number is 13 to 19 digits, optionally grouped by single spaces or
     dashes, that passes the Luhn check.
     """
-    return _DIGIT_RUN.sub(lambda match: _redact_cards_in_run(match.group()), text)
+    return _DIGIT_RUN.sub(lambda match: _redact_cards_in_run(match.group(), placeholder), text)
 
 
-def _phone_or_original(match: re.Match[str]) -> str:
-    found = match.group()
-    digits = sum(char.isdigit() for char in found)
-    minimum = NATIONAL_PHONE_MIN_DIGITS if match.group("sep") else PHONE_MIN_DIGITS
-    if minimum <= digits <= PHONE_MAX_DIGITS:
-        return PHONE_PLACEHOLDER
-    return found
-
-
-def redact_phones(text: str) -> str:
-    """Replace phone numbers by ``[phone]``.
+def redact_phones(text: str, placeholder: str = PHONE_PLACEHOLDER) -> str:
+    """Replace phone numbers by ``placeholder``.
 
     Recognised: international numbers (``+`` or ``00`` and a country code),
     North American numbers written with separators, and national numbers
     starting with a trunk ``0`` grouped by one kind of separator.
     """
-    return _PHONE.sub(_phone_or_original, text)
+
+    def phone_or_original(match: re.Match[str]) -> str:
+        found = match.group()
+        digits = sum(char.isdigit() for char in found)
+        minimum = NATIONAL_PHONE_MIN_DIGITS if match.group("sep") else PHONE_MIN_DIGITS
+        return placeholder if minimum <= digits <= PHONE_MAX_DIGITS else found
+
+    return _PHONE.sub(phone_or_original, text)
 
 
-def redact_text(text: str) -> str:
+def redact_text(
+    text: str,
+    *,
+    emails: str | None = EMAIL_PLACEHOLDER,
+    cards: str | None = CARD_PLACEHOLDER,
+    phones: str | None = PHONE_PLACEHOLDER,
+) -> str:
     """Replace e-mail addresses, card numbers and phone numbers in ``text``.
 
-    E-mail addresses go first (they may hold digits), then card numbers
-    (longer than any phone number), then phone numbers.
+    Each keyword is the placeholder of its kind, or ``None`` to leave that
+    kind alone. E-mail addresses go first (they may hold digits), then card
+    numbers (longer than any phone number), then phone numbers.
 
     >>> redact_text("Mail ann@example.org or call +44 20 7946 0958.")
     'Mail [email] or call [phone].'
+    >>> redact_text("Mail ann@example.org or call +44 20 7946 0958.", emails=None, phones="(number)")
+    'Mail ann@example.org or call (number).'
     """
     if not any(char == "@" or char.isdigit() for char in text):
         return text
-    return redact_phones(redact_cards(redact_emails(text)))
+    if emails is not None:
+        text = redact_emails(text, emails)
+    if cards is not None:
+        text = redact_cards(text, cards)
+    if phones is not None:
+        text = redact_phones(text, phones)
+    return text
