@@ -24,6 +24,7 @@ share a plugin's state.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any, ClassVar
 
 from .context import ExecutionContext
@@ -67,6 +68,7 @@ class Plugin(Configured):
     everyone in. Plugins own no lifecycle beyond this: there is no stop.
     """
 
-    def configure(self, context: ExecutionContext) -> None:
+    def configure(self, context: ExecutionContext) -> None | Awaitable[None]:
         """Keep ``context`` as ``self.context``; override (``def`` or ``async def``) to do more."""
         self.context = context
+        return None

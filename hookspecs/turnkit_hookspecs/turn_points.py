@@ -35,7 +35,10 @@ def turn_inbound(ctx: SessionExtensionContext, turn: TurnInfo, message: Message)
     """Rewrite the inbound message before it reaches the prompt.
 
     Return a new ``Message`` or ``None`` for unchanged. The stored inbound
-    message is kept as received; the rewritten one is what the model sees.
+    message is kept as received (nothing accepted is lost); the rewritten
+    one is what the model sees in this turn. Later turns' prompts are built
+    from the stored history, so a plugin whose rewrite must hold for them
+    too (redaction, transcription) also rewrites ``turn_prompt``.
 
     Example::
 

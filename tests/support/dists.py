@@ -12,6 +12,12 @@ test environment stay untouched::
 
 Building uses the test environment's own ``hatchling`` (``--no-build-isolation``)
 and never touches an index (``--no-index``), so it is fast and works offline.
+
+The packaging tests (``tox -e packaging``) need the opposite: the repository's
+distributions built as a release builds them (:func:`build_distributions`,
+``python -m build``), read from their ``pyproject.toml`` (:class:`Project`),
+and installed into a fresh virtual environment driven only through its own
+executables (:class:`Venv`).
 """
 
 from __future__ import annotations
@@ -22,13 +28,21 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+#: The repository's root: the ``turnkit`` project.
+REPO = Path(__file__).resolve().parents[2]
+
 #: The small test distributions under ``tests/fixtures/dists/``.
-FIXTURE_DISTS = Path(__file__).resolve().parent.parent / "fixtures" / "dists"
+FIXTURE_DISTS = REPO / "tests" / "fixtures" / "dists"
+
+#: One folder per example plugin distribution (``turnkit-<name>``).
+EXAMPLE_PLUGINS = REPO / "example_plugins"
 
 #: The entry point group plugins register under.
 PLUGINS_GROUP = "turnkit.plugins"
@@ -179,3 +193,154 @@ def turnkit_json(
 def plugins_by_name(records: Iterable[Mapping[str, Any]], group: str = PLUGINS_GROUP) -> dict[str, Any]:
     """Index ``turnkit plugins --json`` records of one group by entry point name."""
     return {record["name"]: record for record in records if record["group"] == group}
+
+
+# ------------------------------------------------------------------ packaging
+
+
+def run_command(argv: Sequence[str | Path], *, cwd: Path | None = None, timeout: float = 600) -> str:
+    """Run a command in the clean environment of :func:`subprocess_env` and return its stdout.
+
+    pip never prompts (``PIP_NO_INPUT``). A non-zero exit fails with the
+    command and its whole output.
+    """
+    result = command_result(argv, cwd=cwd, timeout=timeout)
+    if result.returncode != 0:
+        raise CommandFailed(str(result))
+    return result.stdout
+
+
+def command_result(argv: Sequence[str | Path], *, cwd: Path | None = None, timeout: float = 600) -> CliResult:
+    """Like :func:`run_command`, for a command whose exit status is part of the test."""
+    command = tuple(str(arg) for arg in argv)
+    result = _run(
+        command,
+        env={**subprocess_env(), "PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        cwd=cwd,
+        timeout=timeout,
+    )
+    return CliResult(command, result.returncode, result.stdout, result.stderr)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A distribution of this repository, as its ``pyproject.toml`` declares it."""
+
+    path: Path
+    name: str
+    version: str
+    #: ``[project.entry-points]``: group -> entry point name -> object reference.
+    entry_points: Mapping[str, Mapping[str, str]]
+
+    @classmethod
+    def read(cls, path: Path) -> Project:
+        """The project in folder ``path``."""
+        project = tomllib.loads((path / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+        return cls(path, project["name"], str(project["version"]), project.get("entry-points", {}))
+
+    @property
+    def stem(self) -> str:
+        """The name as it starts the file names of the sdist and the wheel."""
+        return self.name.replace("-", "_").replace(".", "_").lower()
+
+    @property
+    def wheel(self) -> str:
+        """The file name of the (pure Python) wheel."""
+        return f"{self.stem}-{self.version}-py3-none-any.whl"
+
+    @property
+    def sdist(self) -> str:
+        """The file name of the sdist."""
+        return f"{self.stem}-{self.version}.tar.gz"
+
+    @property
+    def files(self) -> tuple[str, str]:
+        """The file names of the sdist and the wheel."""
+        return self.sdist, self.wheel
+
+    @property
+    def plugins(self) -> Mapping[str, str]:
+        """The project's ``turnkit.plugins`` entry points: name -> module or ``module:Class``."""
+        return self.entry_points.get(PLUGINS_GROUP, {})
+
+
+#: The three first-party distributions a user installs to run turnkit, in dependency order.
+FIRST_PARTY = (Project.read(REPO / "hookspecs"), Project.read(REPO / "builtin_services"), Project.read(REPO))
+
+
+def example_plugins() -> list[Project]:
+    """Every example plugin distribution: each folder of ``example_plugins/`` with a ``pyproject.toml``."""
+    return [Project.read(path.parent) for path in sorted(EXAMPLE_PLUGINS.glob("*/pyproject.toml"))]
+
+
+def build_distributions(projects: Iterable[Project], out: Path) -> None:
+    """Build the sdist and the wheel of each project into ``out``, as a release builds them.
+
+    ``python -m build`` in an isolated build environment, the wheel built from
+    the sdist; several projects at once. A project whose two files are
+    already in ``out`` is not built again, so the packaging modules of one
+    session share their builds (see :func:`session_dist_dir`).
+    """
+    missing = [p for p in projects if not ((out / p.sdist).is_file() and (out / p.wheel).is_file())]
+
+    def build(project: Project) -> str:
+        return run_command([sys.executable, "-m", "build", "--outdir", out, project.path])
+
+    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1))) as pool:
+        list(pool.map(build, missing))
+
+
+def session_dist_dir(tmp_path_factory: Any) -> Path:
+    """The one folder of built distributions of the test session (give it ``tmp_path_factory``)."""
+    path = Path(tmp_path_factory.getbasetemp()) / "dist"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+class Venv:
+    """A fresh virtual environment driven only through its own executables.
+
+    Its commands run in an empty working folder next to it (no
+    ``./turnkit.toml`` around) unless given another ``cwd``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.bin = path / ("Scripts" if os.name == "nt" else "bin")
+        self.workdir = path.parent / "cwd"
+
+    @classmethod
+    def with_runtime(cls, path: Path, dist_dir: Path) -> Venv:
+        """A new venv at ``path`` holding the first-party wheels of ``dist_dir``.
+
+        Their other dependencies come from the configured index, as for a user.
+        """
+        venv = cls(path)
+        venv.workdir.mkdir(parents=True, exist_ok=True)
+        run_command([sys.executable, "-m", "venv", path])
+        venv.pip("install", "--find-links", dist_dir, *(dist_dir / p.wheel for p in FIRST_PARTY))
+        return venv
+
+    def python(self, *args: str | Path, cwd: Path | None = None) -> str:
+        """Run the venv's interpreter; its stdout."""
+        return run_command([self.bin / "python", *args], cwd=cwd or self.workdir)
+
+    def pip(self, *args: str | Path) -> str:
+        """Run the venv's pip; its stdout."""
+        return self.python("-m", "pip", *args)
+
+    def turnkit(self, *args: str, cwd: Path | None = None) -> str:
+        """Run the venv's ``turnkit`` console script; its stdout (a failure raises)."""
+        return run_command([self.bin / "turnkit", *args], cwd=cwd or self.workdir)
+
+    def turnkit_result(self, *args: str, cwd: Path | None = None) -> CliResult:
+        """Run the venv's ``turnkit`` console script, whatever its exit status."""
+        return command_result([self.bin / "turnkit", *args], cwd=cwd or self.workdir)
+
+    def plugins(self) -> dict[str, Any]:
+        """``turnkit plugins --json``: the plugins, by entry point name."""
+        return plugins_by_name(json.loads(self.turnkit("plugins", "--json")))
+
+    def services(self) -> dict[str, Any]:
+        """``turnkit plugins --json``: the services, by entry point name."""
+        return plugins_by_name(json.loads(self.turnkit("plugins", "--json")), group="turnkit.services")
