@@ -68,7 +68,7 @@ class Plugin(Configured):
     everyone in. Plugins own no lifecycle beyond this: there is no stop.
     """
 
-    def configure(self, context: ExecutionContext) -> None | Awaitable[None]:
+    def configure(self, context: ExecutionContext) -> Awaitable[None] | None:
         """Keep ``context`` as ``self.context``; override (``def`` or ``async def``) to do more."""
         self.context = context
         return None
