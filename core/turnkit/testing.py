@@ -23,10 +23,13 @@ takes any coroutine to that loop.
 
 from __future__ import annotations
 
+import os
+import tomllib
 from collections.abc import Awaitable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import importlib_metadata
 import pytest
 from turnkit_hookspecs import (
     ActionResult,
@@ -41,7 +44,7 @@ from turnkit_hookspecs import (
 
 from .agent import Agent
 from .config import parse_config
-from .discovery import BUILTIN_GROUP, SERVICES_GROUP, find
+from .discovery import BUILTIN_GROUP, PLUGINS_GROUP, SERVICES_GROUP, find
 from .manager import PluginManager
 from .store.records import AuditEvent
 from .sync import SyncAgent
@@ -54,6 +57,24 @@ CONFIG_SOURCE = "<turnkit_agent settings>"
 
 #: The name the harness's prompt recorder is registered under (``turnkit hooks`` shows it).
 RECORDER_NAME = "turnkit-testing-prompts"
+
+
+def entry_point_plugin(project: str | os.PathLike[str], name: str) -> object:
+    """The plugin ``name`` as the runtime makes it from a distribution's ``turnkit.plugins`` entry point.
+
+    ``project`` is the distribution's ``pyproject.toml`` (or its folder), so
+    a plugin's own tests load it exactly as an agent would — the entry
+    point's object, instantiated if it is a class — before it is installed.
+    """
+    path = Path(project)
+    path = path / "pyproject.toml" if path.is_dir() else path
+    declared = tomllib.loads(path.read_text(encoding="utf-8"))["project"].get("entry-points", {})
+    try:
+        value = declared[PLUGINS_GROUP][name]
+    except KeyError:
+        raise LookupError(f"{path} declares no {PLUGINS_GROUP!r} entry point named {name!r}") from None
+    loaded = importlib_metadata.EntryPoint(name, value, PLUGINS_GROUP).load()
+    return loaded() if isinstance(loaded, type) else loaded
 
 
 def tool_call(name: str, **args: Any) -> dict[str, Any]:

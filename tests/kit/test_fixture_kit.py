@@ -8,7 +8,7 @@ from pathlib import Path
 import attrs
 import pytest
 from turnkit.errors import ConfigError, PluginConfigureError
-from turnkit.testing import AgentHarness, tool_call
+from turnkit.testing import AgentHarness, entry_point_plugin, tool_call
 from turnkit_hookspecs import Deny, ExecutionContext, Message, Plugin, TurnInfo, hookimpl
 
 pytest_plugins = ["pytester"]
@@ -155,3 +155,15 @@ def test_the_fixture_reaches_any_pytest_run_through_the_entry_point(pytester: py
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_entry_point_plugin_makes_the_plugin_as_an_agent_would(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "turnkit-gate"\n'
+        '[project.entry-points."turnkit.plugins"]\ngate = "tests.kit.test_fixture_kit:Gate"\n'
+    )
+    made = entry_point_plugin(tmp_path, "gate")
+    assert isinstance(made, Gate)
+    assert made is not entry_point_plugin(tmp_path / "pyproject.toml", "gate")  # one instance per call
+    with pytest.raises(LookupError, match="no 'turnkit.plugins' entry point named 'gaet'"):
+        entry_point_plugin(tmp_path, "gaet")

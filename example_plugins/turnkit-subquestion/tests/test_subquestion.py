@@ -10,16 +10,14 @@ child, a slow model and another summariser.
 from __future__ import annotations
 
 import asyncio
-import inspect
-import tomllib
 from collections.abc import Sequence
-from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
 import pytest
 from turnkit.errors import ConfigError
 from turnkit.testing import AgentHarness
+from turnkit.testing import entry_point_plugin as load_entry_point
 from turnkit_hookspecs import (
     Deny,
     Message,
@@ -37,11 +35,8 @@ WEATHER = "What is the weather in Porto?"
 
 
 def entry_point_plugin() -> Any:
-    """The plugin as the runtime makes it: the entry point's object, instantiated if a class."""
-    project = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))
-    value = project["project"]["entry-points"]["turnkit.plugins"][NAME]
-    loaded = EntryPoint(NAME, value, "turnkit.plugins").load()
-    return loaded() if inspect.isclass(loaded) else loaded
+    """The plugin as the runtime makes it from the entry point in pyproject.toml."""
+    return load_entry_point(PROJECT, NAME)
 
 
 def actions(agent: AgentHarness, session_id: str) -> list[tuple[str, str]]:

@@ -8,15 +8,13 @@ distribution's own entry point, as the runtime loads it.
 from __future__ import annotations
 
 import asyncio
-import inspect
-import tomllib
-from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
 import pytest
 from turnkit.errors import ConfigError
 from turnkit.testing import AgentHarness
+from turnkit.testing import entry_point_plugin as load_entry_point
 from turnkit_hookspecs import ForkOptions, Message, ToolOutputBlock
 from turnkit_summarizer import (
     HEADER,
@@ -44,11 +42,8 @@ OFFSITE = [
 
 
 def entry_point_plugin() -> Any:
-    """The plugin as the runtime makes it: the entry point's object, instantiated if a class."""
-    project = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))
-    value = project["project"]["entry-points"]["turnkit.plugins"][NAME]
-    loaded = EntryPoint(NAME, value, "turnkit.plugins").load()
-    return loaded() if inspect.isclass(loaded) else loaded
+    """The plugin as the runtime makes it from the entry point in pyproject.toml."""
+    return load_entry_point(PROJECT, NAME)
 
 
 # ------------------------------------------------------------------ the summary itself
