@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 from material import OTHER_VOICE, VOICE, Speak, voice_message, wav_file
 from turnkit.errors import ConfigError, PluginConfigureError
-from turnkit.testing import AgentHarness
+from turnkit.testing import AgentHarness, entry_point_plugin
 from turnkit_asr import ASRPlugin, recognizer_for, word_error_rate
 from turnkit_asr import recognizer as recognizer_module
 from turnkit_asr.transcriber import COLLECTION
-from turnkit_hookspecs import AttachmentBlock, Base64Source, Message, Plugin, TextBlock, UrlSource
+from turnkit_hookspecs import AttachmentBlock, Base64Source, Message, TextBlock, UrlSource
 
-PROJECT = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+PROJECT = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())
 ENTRY_POINT = PROJECT["project"]["entry-points"]["turnkit.plugins"]["asr"]
 PREFIX = "[voice message] "
 #: Voice commands an agent could take; measured: every one recognized exactly in both voices.
@@ -33,9 +34,7 @@ COMMANDS = ("turn on the kitchen lights", "lock the front door", "set a timer fo
 
 def asr(agent: AgentHarness, **settings: Any) -> ASRPlugin:
     """The plugin as the runtime loads it (a fresh instance of the entry point's class), registered."""
-    plugin_class = pkgutil.resolve_name(ENTRY_POINT)
-    assert isinstance(plugin_class, type) and issubclass(plugin_class, Plugin)
-    plugin = plugin_class()
+    plugin = entry_point_plugin(PROJECT_DIR, "asr")
     assert isinstance(plugin, ASRPlugin)
     agent.register(plugin, "asr", settings=settings)
     return plugin

@@ -7,14 +7,13 @@ service.
 
 from __future__ import annotations
 
-import inspect
 import tomllib
 from collections.abc import Mapping, Sequence
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
-from turnkit.testing import AgentHarness
+from turnkit.testing import AgentHarness, entry_point_plugin
 from turnkit_hookspecs import ChannelMessage, Message, Principal
 from turnkit_services.chat import Channel, ChatService
 from turnkit_services.chat.channel import ChatOutcome
@@ -32,8 +31,7 @@ def declared_entry_point() -> EntryPoint:
 
 def load_plugin() -> Any:
     """A fresh plugin object made the way the runtime's discovery makes it: load, then instantiate a class."""
-    loaded = declared_entry_point().load()
-    return loaded() if inspect.isclass(loaded) else loaded
+    return entry_point_plugin(PROJECT_DIR, NAME)
 
 
 class Inbox(Channel):

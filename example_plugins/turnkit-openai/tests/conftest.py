@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from agents import KEY, KEY_ENV, UseOpenAI, entry_point
+from agents import KEY, KEY_ENV, PROJECT, UseOpenAI, entry_point
 from loopback import ChatServer, running_server
-from turnkit.testing import AgentHarness
+from turnkit.testing import AgentHarness, entry_point_plugin
 
 
 @pytest.fixture
@@ -36,8 +36,7 @@ def use_openai(
             **overrides,
         }
         point = entry_point()
-        loaded = point.load()
-        plugin = loaded() if isinstance(loaded, type) else loaded
+        plugin = entry_point_plugin(PROJECT, point.name)
         turnkit_agent.register(
             plugin, point.name, settings={k: v for k, v in settings.items() if v is not None}
         )

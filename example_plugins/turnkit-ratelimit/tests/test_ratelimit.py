@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from turnkit.errors import ConfigError
-from turnkit.testing import AgentHarness
+from turnkit.testing import AgentHarness, entry_point_plugin
 from turnkit_hookspecs import Storage, StorageConflict, StoredRecord, TurnInfo
 from turnkit_ratelimit import (
     COLLECTION,
@@ -56,8 +56,7 @@ def declared_entry_point() -> EntryPoint:
 
 def load_plugin(clock: Clock) -> RateLimitPlugin:
     """An instance made as the runtime makes it (the entry point's class, called bare), on ``clock``."""
-    loaded = declared_entry_point().load()
-    plugin = loaded()
+    plugin = entry_point_plugin(PROJECT_DIR, NAME)
     assert isinstance(plugin, RateLimitPlugin)
     plugin.clock = clock
     return plugin

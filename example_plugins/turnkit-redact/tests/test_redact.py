@@ -17,7 +17,7 @@ import pluggy
 import pytest
 import turnkit_redact
 from turnkit.errors import ConfigError
-from turnkit.testing import AgentHarness, tool_call
+from turnkit.testing import AgentHarness, entry_point_plugin, tool_call
 from turnkit_hookspecs import (
     PROJECT_NAME,
     ImageBlock,
@@ -28,7 +28,6 @@ from turnkit_hookspecs import (
     ToolCallBlock,
     ToolOutputBlock,
     UrlSource,
-    hookimpl,
     turn_points,
 )
 from turnkit_redact import (
@@ -269,46 +268,21 @@ def declared_entry_point() -> EntryPoint:
     return EntryPoint(NAME, project["entry-points"][GROUP][NAME], GROUP)
 
 
-class ModelSpy:
-    """Keeps every prompt exactly as the model is asked it: a ``turn_reply`` that never answers.
-
-    Not the kit's ``turnkit_agent.prompts``: its recorder is a ``trylast``
-    ``turn_prompt`` registered before the plugin, so it runs before this
-    plugin's own ``trylast`` ``turn_prompt`` and records the prompt unredacted.
-    """
-
-    def __init__(self) -> None:
-        self.prompts: list[Prompt] = []
-
-    @hookimpl
-    def turn_reply(self, prompt: Prompt) -> None:
-        self.prompts.append(prompt)
-
-
-@pytest.fixture
-def model(turnkit_agent: AgentHarness) -> ModelSpy:
-    spy = ModelSpy()
-    turnkit_agent.register(spy, "model-spy")
-    return spy
-
-
 def redacting(harness: AgentHarness, settings: dict[str, Any] | None = None) -> RedactPlugin:
     """Register the plugin as the runtime would load it, with ``settings`` as ``[plugin.redact]``."""
-    plugin = declared_entry_point().load()()
+    plugin = entry_point_plugin(PROJECT_DIR, NAME)
     harness.register(plugin, NAME, settings=settings)
     assert isinstance(plugin, RedactPlugin)
     return plugin
 
 
-def test_the_model_never_sees_the_values_not_even_in_later_turns(
-    turnkit_agent: AgentHarness, model: ModelSpy
-) -> None:
+def test_the_model_never_sees_the_values_not_even_in_later_turns(turnkit_agent: AgentHarness) -> None:
     redacting(turnkit_agent)  # no memory service here: its optional point does not stop the plugin
     first = turnkit_agent.send("mail ann@example.org or call +44 20 7946 0958")
     session = first.turn.session_id
     turnkit_agent.send("and my card is 4111 1111 1111 1111", session)
 
-    first_prompt, second_prompt = model.prompts
+    first_prompt, second_prompt = turnkit_agent.prompts
     assert first_prompt.messages[-1].text == "mail [email] or call [phone]"
     assert turnkit_agent.prompts[0].messages[-1].text == "mail [email] or call [phone]"  # turn_inbound did it
     assert [m.text for m in second_prompt.messages] == [
@@ -330,9 +304,7 @@ def test_the_stored_reply_is_redacted(turnkit_agent: AgentHarness) -> None:
     assert turnkit_agent.history(result.turn.session_id)[-1].text == "Sure, Ann is at [email] and [phone]."
 
 
-def test_tool_outputs_are_redacted_in_later_prompts(
-    turnkit_agent: AgentHarness, model: ModelSpy, tmp_path: Path
-) -> None:
+def test_tool_outputs_are_redacted_in_later_prompts(turnkit_agent: AgentHarness, tmp_path: Path) -> None:
     (tmp_path / "contacts.txt").write_text("Ann: ann@example.org\n")
     turnkit_agent.add_service("shell", settings={"root": str(tmp_path), "allow": ["cat"]})
     redacting(turnkit_agent)
@@ -342,7 +314,7 @@ def test_tool_outputs_are_redacted_in_later_prompts(
 
     outputs = [
         block.output
-        for message in model.prompts[-1].messages
+        for message in turnkit_agent.prompts[-1].messages
         for block in message.blocks
         if isinstance(block, ToolOutputBlock)
     ]
@@ -369,16 +341,14 @@ def test_memories_are_stored_redacted(turnkit_agent: AgentHarness) -> None:
     assert found.ok and found.value == []  # the address is not in the search index either
 
 
-def test_settings_switch_kinds_off_and_choose_placeholders(
-    turnkit_agent: AgentHarness, model: ModelSpy
-) -> None:
+def test_settings_switch_kinds_off_and_choose_placeholders(turnkit_agent: AgentHarness) -> None:
     turnkit_agent.add_service("memory")
     plugin = redacting(turnkit_agent, {"emails": False, "phone_placeholder": "<phone number>"})
     result = turnkit_agent.send("ann@example.org, +44 20 7946 0958, 4111 1111 1111 1111")
     stored = turnkit_agent.invoke("memory.store", {"text": "ann@example.org, 030 1234567"})
 
     assert plugin.settings == RedactSettings(emails=False, phone_placeholder="<phone number>")
-    assert model.prompts[0].messages[-1].text == "ann@example.org, <phone number>, [card]"
+    assert turnkit_agent.prompts[0].messages[-1].text == "ann@example.org, <phone number>, [card]"
     assert result.reply is not None and result.reply.text == "ann@example.org, <phone number>, [card]"
     assert stored.value["text"] == "ann@example.org, <phone number>"
 
@@ -411,7 +381,7 @@ def test_an_unconfigured_instance_validates_and_redacts_everything() -> None:
     """What a bare plugin manager gets from the entry point: no agent, no configure, default settings."""
     manager = pluggy.PluginManager(PROJECT_NAME)
     manager.add_hookspecs(turn_points)
-    manager.register(declared_entry_point().load()(), name="redact")
+    manager.register(entry_point_plugin(PROJECT_DIR, NAME), name="redact")
     manager.check_pending()  # memory_store is optional: no memory service here
 
     [result] = manager.hook.turn_inbound(ctx=None, turn=None, message=Message.of("user", "bob@example.com"))
