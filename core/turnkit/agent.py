@@ -24,6 +24,7 @@ from turnkit_hookspecs import (
     Message,
     Service,
     SessionInfo,
+    TurnInfo,
     TurnResult,
 )
 
@@ -53,15 +54,24 @@ class Agent:
         env: Mapping[str, str] | None = None,
         manager: PluginManager | None = None,
         logger: logging.Logger | None = None,
+        resume: bool = True,
     ) -> None:
         """``config`` is a :class:`Config`, a TOML file path, or ``None`` (``$TURNKIT_CONFIG``
-        or ``./turnkit.toml``). ``manager`` replaces discovery (tests, embedding)."""
+        or ``./turnkit.toml``). ``manager`` replaces discovery (tests, embedding).
+
+        With ``resume`` (the default) the agent runs turns from the start:
+        it takes over what processes whose lease ran out left running,
+        resumes queued turns and reads its inbox, then keeps doing so. With
+        ``resume=False`` (commands that may not run a turn at all) it does
+        none of that until it is asked to run a turn, and then only runs
+        what it is asked to and what nobody runs."""
         self.env: Mapping[str, str] = dict(os.environ if env is None else env)
         self.config = config if isinstance(config, Config) else load_config(config, self.env)
         self.id = self.config.agent.id
         self.logger = logger or logging.getLogger(f"turnkit.agent.{self.id}")
         self.logger.setLevel(self.config.agent.log_level)
         self._given_manager = manager
+        self._resume = resume
         self.traces = TurnTraceSink()
         self.actions = ActionRegistry()
         self.context = AgentContext(self)
@@ -134,7 +144,7 @@ class Agent:
         try:
             await self._configure_plugins(manager)
             await self._start_services(manager)
-            await self._orchestrator.start()
+            await self._orchestrator.start(resume=self._resume)
         except BaseException:
             # Undo what started, and leave the agent as unstarted: no closed store behind `agent.store`.
             if self._orchestrator is not None:
@@ -242,7 +252,7 @@ class Agent:
         Turns, the inbox and effects keep running while serving, as they do
         whenever the agent is started. The agent stays started afterwards.
         """
-        self._started(self._store)
+        await self.orchestrator.activate(sweep=True)
         self._stop_serving.clear()
         loop = asyncio.get_running_loop()
         serving = {
@@ -276,13 +286,19 @@ class Agent:
         initiator: Initiator = "user",
         initiator_id: str | None = None,
         stream: ChunkListener | None = None,
+        idempotency_key: str | None = None,
     ) -> TurnResult:
         """Run one turn in ``session_id`` (created if absent, new if ``None``) and return its result."""
         if isinstance(message, str):
             message = Message.of("user", message)
         session = await self.sessions.open(session_id)
         return await self.sessions.turn(
-            session.session_id, message, initiator=initiator, initiator_id=initiator_id, stream=stream
+            session.session_id,
+            message,
+            initiator=initiator,
+            initiator_id=initiator_id,
+            stream=stream,
+            idempotency_key=idempotency_key,
         )
 
     async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:
@@ -300,8 +316,7 @@ class SessionsView:
         self, session_id: str | None = None, *, kind: str = "chat", metadata: Mapping[str, Any] | None = None
     ) -> SessionInfo:
         """Return session ``session_id``, creating it (of ``kind``) if absent or if no id is given."""
-        record = await self._agent.orchestrator.open_session(session_id, kind, dict(metadata or {}))
-        return record.info
+        return await self._agent.orchestrator.open_session(session_id, kind, dict(metadata or {}))
 
     async def get(self, session_id: str) -> SessionInfo | None:
         """The session, or ``None`` when there is no such session."""
@@ -320,12 +335,21 @@ class SessionsView:
         initiator: Initiator = "user",
         initiator_id: str | None = None,
         stream: ChunkListener | None = None,
+        idempotency_key: str | None = None,
     ) -> TurnResult:
         """Run one turn with ``message`` (queued behind earlier ones) and return how it ended.
 
-        ``stream`` is awaited with each chunk of the reply's text as it is produced.
+        ``stream`` is awaited with each chunk of the reply's text as it is
+        produced (when this process runs the turn). A second call with the
+        same ``idempotency_key`` stores nothing and returns the first one's turn.
         """
-        return await self._agent.orchestrator.submit(session_id, message, initiator, initiator_id, stream)
+        return await self._agent.orchestrator.submit(
+            session_id, message, initiator, initiator_id, stream, idempotency_key
+        )
+
+    async def queued(self, session_id: str) -> Sequence[tuple[TurnInfo, Message]]:
+        """The session's turns waiting to run, in order, with their messages."""
+        return [(turn.info, message) for turn, message in await self._agent.orchestrator.queued(session_id)]
 
     async def history(self, session_id: str) -> Sequence[Message]:
         """Every message of the session in order, compressed ones included."""

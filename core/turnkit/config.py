@@ -60,7 +60,8 @@ class StoreConfig:
     """``[store]``: where sessions live.
 
     ``url`` is a file path (relative to the configuration file's folder),
-    ``sqlite:///path``, or ``:memory:``. ``synchronous`` is SQLite's
+    ``sqlite:///path``, ``:memory:``, or ``postgresql://user@host/db``
+    (several machines, one database). ``synchronous`` is SQLite's
     durability setting in WAL mode: ``full`` (the default: a stored message
     is never lost) makes every commit survive a power cut, at the price of
     an fsync per commit; ``normal`` survives a crash of the process but may
@@ -68,12 +69,38 @@ class StoreConfig:
     calls on a thread of their own: slower per call, but a wait for another
     process's lock (up to ``busy_timeout`` seconds) never stalls the agent;
     turn it on when several processes share one file.
+
+    Many processes may run one agent's turns on one store: each holds a
+    lease of ``lease`` seconds, renewed every ``heartbeat`` seconds; the
+    turns of a process whose lease ran out are taken over by the others
+    (sooner when it ran on the same host and is gone). ``poll`` is how
+    often (seconds) a SQLite store looks for other processes' commits (a
+    PostgreSQL store is told, through ``LISTEN``); ``pool_size`` bounds a
+    PostgreSQL store's connections. ``idempotency_keep`` is how long
+    (seconds) an ``Idempotency-Key`` keeps naming its turn.
     """
 
     url: str = "turnkit.db"
     synchronous: Literal["normal", "full"] = "full"
     busy_timeout: float = 5.0
     thread: bool = False
+    lease: float = 15.0
+    heartbeat: float = 3.0
+    poll: float = 0.05
+    pool_size: int = 8
+    idempotency_keep: float = 86_400.0
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 < self.heartbeat < self.lease:
+            raise ValueError(
+                f"[store] heartbeat must be more than 0 and less than lease ({self.lease}),"
+                f" got {self.heartbeat}"
+            )
+        for name in ("poll", "busy_timeout", "idempotency_keep"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"[store] {name} must be more than 0, got {getattr(self, name)}")
+        if self.pool_size < 2:
+            raise ValueError(f"[store] pool_size must be at least 2, got {self.pool_size}")
 
 
 @attrs.frozen

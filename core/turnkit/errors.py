@@ -89,6 +89,18 @@ class StoreError(TurnkitError):
     """The session store refused an operation (unknown id, a newer schema, a broken database)."""
 
 
+class IdempotencyKeyReused(StoreError):
+    """An idempotency key already named a turn of another session: a client bug, never a retry."""
+
+    def __init__(self, key: str, used_in: str, session_id: str) -> None:
+        self.key = key
+        self.used_in = used_in
+        super().__init__(
+            f"idempotency key {key!r} was used for a message to session {used_in!r};"
+            f" it cannot name a message to session {session_id!r}"
+        )
+
+
 class SessionError(TurnkitError):
     """A session action is not possible (unknown or closed session, not a child, a denied fork)."""
 

@@ -17,12 +17,11 @@ from turnkit_hookspecs import ContextWindowState, ForkOptions, Message, SessionI
 
 from .dispatch import ContextSource
 from .errors import SessionError, UnknownAgentError
-from .ids import new_id
-from .prompting import COVERS, context_message, visible
+from .prompting import context_message, visible
+from .store import Acting
 
 if TYPE_CHECKING:
     from .orchestrator import SessionOrchestrator
-    from .store import SessionRecord
 
 T = TypeVar("T")
 
@@ -87,16 +86,12 @@ class ExtensionContext:
     def _contexts(self, session: SessionInfo | None = None) -> SessionContexts:
         return SessionContexts(self._o, session or self._session, self._turn_id)
 
+    @property
+    def _acting(self) -> Acting:
+        return Acting(self._extension_id, self._turn_id)
+
     async def _audit(self, action: str, detail: dict[str, Any] | None = None) -> None:
         await self._o.store.audit(self.session_id, self._extension_id, action, detail or {}, self._turn_id)
-
-    async def _child(self, child_id: str) -> SessionRecord:
-        record = await self._o.find_session(_require(child_id, str, "child_id"))
-        if record is None or record.info.parent_session_id != self.session_id:
-            raise SessionError(f"session {child_id!r} is not a child of session {self.session_id!r}")
-        if record.info.status != "active":
-            raise SessionError(f"child session {child_id!r} is already {record.info.status}")
-        return record
 
     # ------------------------------------------------------------------ actions
 
@@ -116,7 +111,8 @@ class ExtensionContext:
         ``session_fork`` guards it (a deny raises :class:`SessionError`); the
         child inherits the pending contributed context unless told not to;
         an ``initial_message`` starts the child's first turn (initiator
-        ``extension``) without waiting for it.
+        ``extension``) without waiting for it. The child, its context, its
+        first message and the audit event are written in one transaction.
         """
         options = _require(options if options is not None else ForkOptions(), ForkOptions, "options")
         contexts = self._contexts()
@@ -124,26 +120,10 @@ class ExtensionContext:
         if deny is not None:
             await self._audit("fork_denied", {"reason": options.reason, "denied_by": deny.plugin})
             raise SessionError(f"fork of session {self.session_id!r} denied by {deny.plugin}: {deny.reason}")
-        store = self._o.store
-        parent = await self._o.session(self.session_id)
-        child = SessionInfo(
-            session_id=new_id(),
-            kind=parent.info.kind,
-            parent_session_id=self.session_id,
-            root_session_id=parent.info.root_session_id or self.session_id,
-            fork_point=await store.last_message_id(self.session_id),
-            metadata={**options.metadata, "fork_reason": options.reason, "forked_by": self._extension_id},
-        )
-        await self._o.create_child(child)
-        if options.inherit_context:
-            for item in await store.pending_context(self.session_id):
-                await store.add_context(child.session_id, item.key, item.value, item.extension_id, None)
-        await self._audit(
-            "fork", {"child": child.session_id, "reason": options.reason, "fork_point": child.fork_point}
-        )
+        child, first = await self._o.sessions.fork(self.session_id, options, self._acting)
         await self._o.dispatch.effect("session_forked", ctx=contexts, child=child, options=options)
-        if options.initial_message is not None:
-            await self._o.enqueue(child.session_id, options.initial_message, "extension", self._extension_id)
+        if first is not None:
+            self._o.schedule(child.session_id)
         return child.session_id
 
     async def merge(self, child_id: str, summary: str | None = None) -> Message:
@@ -152,7 +132,7 @@ class ExtensionContext:
         Waits for the child's queued turns first, so that a fork with an
         initial message followed by a merge brings back the child's answer.
         """
-        child = await self._child(child_id)
+        child = await self._o.sessions.child(self.session_id, _require(child_id, str, "child_id"))
         contexts = self._contexts()
         await self._o.settle(child_id)
         if summary is None:
@@ -164,18 +144,15 @@ class ExtensionContext:
         message = Message.of(
             "system", f"Result of child session {child_id}: {text}", metadata={"merged_from": child_id}
         )
-        stored = await self._o.store.append_message(self.session_id, message, self._turn_id)
-        await self._o.set_status(child_id, "merged")
-        await self._audit("merge", {"child": child_id, "message_id": stored.id})
+        await self._o.sessions.merge(self.session_id, child_id, message, self._acting)
         merged = _with_status(child.info, "merged")
         await self._o.dispatch.effect("session_merged", ctx=contexts, child=merged, summary=message)
         return message
 
     async def abandon(self, child_id: str) -> None:
         """Close a child without bringing anything back."""
-        child = await self._child(child_id)
-        await self._o.set_status(child_id, "abandoned")
-        await self._audit("abandon", {"child": child_id})
+        child = await self._o.sessions.child(self.session_id, _require(child_id, str, "child_id"))
+        await self._o.sessions.abandon(self.session_id, child_id, self._acting)
         abandoned = _with_status(child.info, "abandoned")
         await self._o.dispatch.effect("session_abandoned", ctx=self._contexts(), child=abandoned)
 
@@ -214,23 +191,19 @@ class ExtensionContext:
         error: it is audited as such.
         """
         _require(reason, str, "reason")
-        keep = self._o.config.turns.keep_recent
-        lineage = [m for m in await self._o.store.messages(self.session_id, lineage=True) if not m.compressed]
-        seen = visible(lineage)
-        ordinary = [m for m in seen if not m.summary]
-        if len(ordinary) <= keep:
-            await self._audit("compress_skipped", {"reason": reason, "messages": len(ordinary)})
+        plan = await self._o.sessions.compressible(self.session_id, self._o.config.turns.keep_recent)
+        if plan.upto is None:
+            await self._audit("compress_skipped", {"reason": reason, "messages": plan.seen})
             return
-        upto = ordinary[-keep - 1].id
-        earlier = [m.message for m in seen if m.summary][-1:]
-        older = [*earlier, *(m.message for m in ordinary if m.id <= upto)]
         contexts = self._contexts()
-        text = await self._o.dispatch.resolve("session_compress", ctx=contexts, messages=older, reason=reason)
-        summary = Message.of("system", text, metadata={COVERS: upto, "reason": reason})
-        await self._o.store.compress(self.session_id, upto, summary, self._turn_id)
-        await self._audit("compress", {"reason": reason, "compressed": len(older), "upto": upto})
+        text = await self._o.dispatch.resolve(
+            "session_compress", ctx=contexts, messages=plan.messages, reason=reason
+        )
+        summary = await self._o.sessions.compress(self.session_id, plan.upto, text, reason, self._turn_id)
+        compressed = len(plan.messages)
+        await self._audit("compress", {"reason": reason, "compressed": compressed, "upto": plan.upto})
         await self._o.dispatch.effect(
-            "session_compressed", ctx=contexts, summary=summary, compressed=len(older), reason=reason
+            "session_compressed", ctx=contexts, summary=summary, compressed=compressed, reason=reason
         )
 
     async def send_to_agent(self, agent_id: str, message: Message) -> None:

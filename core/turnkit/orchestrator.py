@@ -1,31 +1,39 @@
-"""The session orchestrator: runs turns as DESIGN §4 guarantees.
+"""The session orchestrator: runs turns as ``docs/architecture.md`` promises.
 
 * The inbound message is stored first (``Store.accept``), before anything
   else can fail: nothing accepted is lost.
-* One turn at a time per session: a worker task per busy session claims the
-  next queued turn through the store's lease (``claim_turn``), so turns run
-  in FIFO order and never interleave; different sessions run concurrently.
+* One turn at a time per session, in FIFO order, whichever process runs it:
+  a worker task per busy session claims the next queued turn through the
+  store (``claim_next``), which refuses while a turn of the session runs
+  anywhere; different sessions run concurrently.
 * The point sequence: ``turn_authorize`` → ``turn_inbound`` → prompt
   assembly → ``turn_prompt`` → ``turn_reply`` (tool calls through
   ``tool_authorize`` and the owning service's action, bounded) →
   ``turn_outbound`` → commit (one transaction with the trace) → effects.
-* At start, turns a crash left ``running`` are marked ``interrupted`` and
-  re-run once or reported, per ``[turns] interrupted``.
+* Many processes, one store: a process that runs turns holds a lease
+  (:mod:`turnkit.lease`) renewed by a heartbeat. The turns of a process
+  whose lease ran out are taken over (interrupted, re-run once or
+  reported, per ``[turns] interrupted``); a live process's turns are never
+  touched. A caller waiting for a turn that another process runs hears
+  how it ended through the store (``Store.changed`` and ``outcomes``).
 
-Actions plugins take through a SessionExtensionContext are in
-:mod:`turnkit.extension`; they call back into :class:`SessionOrchestrator`.
+Session actions (fork, merge …) are :mod:`turnkit.sessions`'; plugins take
+them through :mod:`turnkit.extension`, which calls back in here to
+schedule a child's first turn or to wait for a child's turns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import OrderedDict
+import time
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from turnkit_hookspecs import (
     ChunkListener,
+    Deny,
     Initiator,
     Message,
     SessionInfo,
@@ -35,10 +43,12 @@ from turnkit_hookspecs import (
 )
 from turnkit_hookspecs.context import running_turn
 
-from .errors import SessionError, StoreError, TurnkitError
+from .errors import SessionError, TurnkitError
 from .extension import ExtensionContext, SessionContexts
 from .ids import new_id
+from .lease import ProcessIdentity, is_gone, this_process
 from .prompting import assemble
+from .sessions import Sessions
 from .streaming import TurnStream
 from .tracing import trace_scope
 
@@ -46,13 +56,12 @@ if TYPE_CHECKING:
     from .actions import ActionRegistry
     from .config import Config
     from .manager import PluginManager
-    from .store import Claim, SessionRecord, Store, TurnRecord
+    from .store import Claim, Store, TurnOutcome, TurnRecord
     from .tracing import TurnTraceSink
 
 #: The extension id the runtime's own audit events carry.
 RUNTIME = "turnkit"
-#: Session records kept in memory so that a turn does not re-read its session.
-SESSION_CACHE = 10_000
+_FINAL = ("completed", "denied", "failed", "interrupted")
 
 
 class SessionOrchestrator:
@@ -76,36 +85,62 @@ class SessionOrchestrator:
         self.actions = actions
         self.traces = traces
         self.log = logger
-        self._sessions: OrderedDict[str, SessionRecord] = OrderedDict()
+        self.sessions = Sessions(store, agent_id)
+        self._identity = this_process()
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wake: set[str] = set()
         self._waiters: dict[str, asyncio.Future[TurnResult]] = {}
+        #: Turns waited for here that any process may run: turn id → session id.
+        self._remote: dict[str, str] = {}
         self._listeners: dict[str, ChunkListener] = {}
         self._idle: dict[str, asyncio.Event] = {}
-        self._inbox: asyncio.Task[None] | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._active = False
+        self._sweeping = False
         self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Recover from a crash, resume queued turns, and start reading the inbox."""
+    async def start(self, *, resume: bool = True) -> None:
+        """Register the agent; with ``resume``, start running turns at once (see :meth:`activate`).
+
+        Without it the process runs no turn, recovers nothing and takes no
+        lease until it is asked to run one (``turnkit send``, an action
+        that starts a turn): a command that only reads leaves every other
+        process's work alone.
+        """
         await self.store.register_agent(self.agent_id)
+        if resume:
+            await self.activate(sweep=True)
+
+    async def activate(self, *, sweep: bool = False) -> None:
+        """Become a runner of this agent's turns (once): take a lease, take over the turns of
+        processes whose lease ran out, run the queued turns nobody runs, read the inbox.
+
+        With ``sweep`` the process keeps doing so every ``[store] heartbeat``
+        (``turnkit serve``, an embedded agent); without it it only renews
+        its lease and hears about the turns it waits for.
+        """
+        self._sweeping = self._sweeping or sweep
+        if self._active or self._closing:
+            return
+        self._active = True
+        await self._register()
         await self._recover()
-        for session_id in await self.store.sessions_with_queued_turns(self.agent_id):
-            self._schedule(session_id)
         await self.check_inbox()
-        self._inbox = asyncio.get_running_loop().create_task(self._poll_inbox())
+        self._housekeeping = asyncio.get_running_loop().create_task(self._keep_house(), name="turnkit lease")
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop taking turns; let running ones finish within ``timeout``, then cancel them.
 
         A cancelled turn stays ``running`` in the store, exactly as after a
-        crash, and the next start recovers it.
+        crash; the lease is released, so the next process to look (another
+        worker, or the next start) takes it over at once.
         """
         self._closing = True
-        if self._inbox is not None:
-            self._inbox.cancel()
-            await asyncio.gather(self._inbox, return_exceptions=True)
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
         workers = list(self._workers.values())
         if workers:
             _, pending = await asyncio.wait(workers, timeout=timeout)
@@ -116,29 +151,78 @@ class SessionOrchestrator:
             if not waiter.done():
                 waiter.set_exception(TurnkitError("the agent stopped before the turn ran; it stays queued"))
         self._waiters.clear()
+        self._remote.clear()
+        if self._active:
+            with contextlib.suppress(Exception):  # a broken store: the lease simply runs out
+                await self.store.release_owner()
+
+    async def _register(self) -> None:
+        me, lease = self._identity, self.config.store.lease
+        await self.store.register_owner(self.agent_id, me.host, me.pid, me.started, lease)
 
     async def _recover(self) -> None:
-        for turn in await self.store.interrupt_running(self.agent_id):
-            detail = {"turn": turn.turn_id, "number": turn.number, "policy": self.config.turns.interrupted}
-            if turn.rerun_of is not None:  # the re-run crashed too: once is the limit
+        """Take over the turns of processes whose lease is over; run what nobody runs."""
+        for owner in await self.store.owners(self.agent_id):
+            mine = owner.id == self.store.owner
+            if owner.live and not mine and is_gone(ProcessIdentity(owner.host, owner.pid, owner.started)):
+                self.log.info("process %s (pid %d) is gone: its lease ends now", owner.id, owner.pid)
+                await self.store.expire_owner(owner.id)
+        for taken in await self.store.take_over(self.agent_id, self.config.turns.interrupted):
+            turn = taken.turn
+            if taken.rerun is not None:
                 self.log.warning(
-                    "turn %s re-ran an interrupted turn and was interrupted too; not re-run", turn.turn_id
-                )
-                detail["policy"] = "report"
-            elif self.config.turns.interrupted == "rerun":
-                try:
-                    rerun = await self.store.requeue(turn.turn_id, new_id())
-                except StoreError as exc:  # already re-run once: report instead of running twice
-                    self.log.warning("interrupted turn %s not re-run: %s", turn.turn_id, exc)
-                else:
-                    detail["rerun"] = rerun.turn_id
-            else:
-                self.log.warning(
-                    "turn %s of session %s was interrupted by a crash; its message stays stored, not re-run",
+                    "turn %s of session %s was interrupted (its process %s stopped holding its lease);"
+                    " re-running its message as turn %s",
                     turn.turn_id,
                     turn.session_id,
+                    taken.owner,
+                    taken.rerun.turn_id,
                 )
-            await self.store.audit(turn.session_id, RUNTIME, "turn_interrupted", detail, turn.turn_id)
+            else:
+                self.log.warning(
+                    "turn %s of session %s was interrupted (its process %s stopped holding its lease);"
+                    " its message stays stored, not re-run",
+                    turn.turn_id,
+                    turn.session_id,
+                    taken.owner,
+                )
+        for session_id in await self.store.claimable_sessions(self.agent_id):
+            self.schedule(session_id)
+
+    async def _keep_house(self) -> None:
+        """Renew the lease, hear about turns waited for, and (when sweeping) recover and read the inbox."""
+        store, turns = self.config.store, self.config.turns
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time() + store.heartbeat
+        next_inbox = loop.time() + turns.inbox_poll
+        while True:
+            try:
+                due = min(next_beat, next_inbox) if self._sweeping else next_beat
+                changed = await self.store.changed(max(0.0, due - loop.time()))
+                if self._remote and (changed or loop.time() >= due):
+                    await self.check_remote()
+                now = loop.time()
+                if self._sweeping and now >= next_inbox:
+                    next_inbox = now + turns.inbox_poll
+                    await self.check_inbox()
+                if now >= next_beat:
+                    next_beat = now + store.heartbeat
+                    await self._heartbeat()
+            except Exception:  # a busy or briefly broken store: try again next time
+                self.log.warning("keeping the lease of %s failed", self.agent_id, exc_info=True)
+                await asyncio.sleep(min(1.0, store.heartbeat))
+
+    async def _heartbeat(self) -> None:
+        if not await self.store.renew_owner(self.config.store.lease):
+            self.log.warning(
+                "the lease of this process had run out (was the event loop blocked, or the store"
+                " unreachable, for longer than [store] lease?): turns it was running may have been"
+                " taken over by another process; taking a new lease"
+            )
+            await self._register()
+        if self._sweeping:
+            await self._recover()
+            await self.store.forget_idempotency_keys(time.time() - self.config.store.idempotency_keep)
 
     # ------------------------------------------------------------------ sessions
 
@@ -147,45 +231,13 @@ class SessionOrchestrator:
         session_id: str | None = None,
         kind: str = "chat",
         metadata: dict[str, Any] | None = None,
-    ) -> SessionRecord:
+    ) -> SessionInfo:
         """Return session ``session_id``, creating it if absent (a new id when none is given)."""
-        if session_id is not None:
-            existing = await self.find_session(session_id)
-            if existing is not None:
-                return existing
-        info = SessionInfo(session_id or new_id(), kind, metadata=metadata or {})
-        return self._remember(await self.store.create_session(info, self.agent_id))
-
-    async def create_child(self, info: SessionInfo) -> SessionRecord:
-        """Store a forked session (the fork itself is :mod:`turnkit.extension`'s)."""
-        return self._remember(await self.store.create_session(info, self.agent_id))
-
-    async def session(self, session_id: str) -> SessionRecord:
-        """The stored session (cached), or :class:`SessionError` naming the id."""
-        record = await self.find_session(session_id)
-        if record is None:
-            raise SessionError(f"no session {session_id!r}")
-        return record
-
-    async def find_session(self, session_id: str) -> SessionRecord | None:
-        """The stored session (cached), or ``None``."""
-        record = self._sessions.get(session_id)
-        if record is None:
-            record = await self.store.get_session(session_id)
-            if record is not None:
-                self._remember(record)
-        return record
+        return (await self.sessions.open(session_id, kind, metadata)).info
 
     async def set_status(self, session_id: str, status: str) -> None:
-        """Move a session to ``status`` and forget its cached record."""
-        await self.store.set_session_status(session_id, status)
-        self._sessions.pop(session_id, None)
-
-    def _remember(self, record: SessionRecord) -> SessionRecord:
-        self._sessions[record.session_id] = record
-        if len(self._sessions) > SESSION_CACHE:
-            self._sessions.popitem(last=False)
-        return record
+        """Move a session to ``status``."""
+        await self.sessions.set_status(session_id, status)
 
     # ------------------------------------------------------------------ turns
 
@@ -196,15 +248,17 @@ class SessionOrchestrator:
         initiator: Initiator = "user",
         initiator_id: str | None = None,
         stream: ChunkListener | None = None,
+        idempotency_key: str | None = None,
     ) -> TurnResult:
-        """Store ``message`` as a queued turn, run it in its turn, and return how it ended.
+        """Store ``message`` as a queued turn, wait for it to run (here or in another process)
+        and return how it ended.
 
-        ``stream`` receives the reply's chunks while the turn runs.
+        ``stream`` receives the reply's chunks when this process runs the
+        turn. With an ``idempotency_key`` an earlier call already stored,
+        nothing new is stored: the result is that call's turn's.
         """
-        turn = await self.enqueue(session_id, message, initiator, initiator_id, stream)
-        waiter = self._waiters.get(turn.turn_id)
-        assert waiter is not None
-        return await waiter
+        _, waiter = await self._enqueue(session_id, message, initiator, initiator_id, stream, idempotency_key)
+        return await asyncio.shield(waiter)
 
     async def enqueue(
         self,
@@ -215,36 +269,66 @@ class SessionOrchestrator:
         stream: ChunkListener | None = None,
     ) -> TurnRecord:
         """Store ``message`` as a queued turn of an active session and schedule it; don't wait."""
+        turn, _ = await self._enqueue(session_id, message, initiator, initiator_id, stream, None)
+        return turn
+
+    async def _enqueue(
+        self,
+        session_id: str,
+        message: Message,
+        initiator: Initiator,
+        initiator_id: str | None,
+        stream: ChunkListener | None,
+        key: str | None,
+    ) -> tuple[TurnRecord, asyncio.Future[TurnResult]]:
         if self._closing:
             raise TurnkitError("the agent is stopping; it accepts no more messages")
-        record = await self.session(session_id)
+        await self.activate()
+        record = await self.sessions.get(session_id)
         if record.info.status != "active":
             raise SessionError(f"session {session_id!r} is {record.info.status}; it takes no more turns")
         turn_id, history = new_id(), self.config.turns.history
-        self._waiters[turn_id] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[TurnResult] = asyncio.get_running_loop().create_future()
+        self._waiters[turn_id] = waiter
         if stream is not None:
             self._listeners[turn_id] = stream
         try:
             if session_id in self._workers:
-                turn = await self.store.accept(session_id, turn_id, message, initiator, initiator_id)
-                self._schedule(session_id)
+                turn = await self.store.accept(
+                    session_id, turn_id, message, initiator, initiator_id, idempotency_key=key
+                )
+                claim = None
             else:  # an idle session: accept and start the turn in one commit
                 turn, claim = await self.store.accept_and_claim(
-                    session_id, turn_id, message, initiator, initiator_id, history
+                    session_id, turn_id, message, initiator, initiator_id, history, idempotency_key=key
                 )
-                self._schedule(session_id, claim)
         except BaseException:
             self._waiters.pop(turn_id, None)
             self._listeners.pop(turn_id, None)
             raise
-        return turn
+        if turn.turn_id != turn_id:  # a retry: an earlier call with this key stored the turn
+            self._waiters.pop(turn_id, None)
+            self._listeners.pop(turn_id, None)
+            waiter = self._waiters.setdefault(turn.turn_id, waiter)
+            self._remote.setdefault(turn.turn_id, session_id)
+            await self.check_remote()
+            return turn, waiter
+        if claim is None:  # queued behind another turn, which may run in another process
+            self._remote[turn_id] = session_id
+        self.schedule(session_id, claim)
+        return turn, waiter
+
+    async def queued(self, session_id: str) -> list[tuple[TurnRecord, Message]]:
+        """The session's queued turns (stored, not yet started), in the order they will run."""
+        await self.sessions.get(session_id)
+        return await self.store.queued_turns(session_id)
 
     async def settle(self, session_id: str) -> None:
         """Wait until this process runs no turn of ``session_id`` and has none queued for it."""
         while session_id in self._workers:
             await self._idle.setdefault(session_id, asyncio.Event()).wait()
 
-    def _schedule(self, session_id: str, claim: Claim | None = None) -> None:
+    def schedule(self, session_id: str, claim: Claim | None = None) -> None:
         """Make sure a worker runs the session's queued turns (starting with ``claim``, if given)."""
         self._wake.add(session_id)
         if session_id not in self._workers and not self._closing:
@@ -255,7 +339,7 @@ class SessionOrchestrator:
             )
 
     async def _work(self, session_id: str, claim: Claim | None) -> None:
-        """Run the session's queued turns one after another until none is left."""
+        """Run the session's queued turns one after another until none is left (or one runs elsewhere)."""
         history = self.config.turns.history
         try:
             while not self._closing:
@@ -267,11 +351,12 @@ class SessionOrchestrator:
                             continue
                         return
                 turn_id = claim.turn.turn_id
+                self._remote.pop(turn_id, None)  # it runs here: its waiter is settled here
                 try:
                     result = await self.run_turn(claim)
-                except Exception as exc:  # the store failed under us: the turn stays running
+                except Exception as exc:  # the store failed under us, or the turn was taken over
                     self.log.exception("turn %s could not be finished", turn_id)
-                    self._settle_waiter(turn_id, exc)
+                    await self._after_failure(session_id, turn_id, exc)
                     return
                 self._settle_waiter(turn_id, result)
                 claim = None
@@ -279,8 +364,44 @@ class SessionOrchestrator:
             self._workers.pop(session_id, None)
             self._idle.setdefault(session_id, asyncio.Event()).set()
 
+    async def _after_failure(self, session_id: str, turn_id: str, error: Exception) -> None:
+        """A turn that could not be committed: follow its re-run if it was taken over, else fail it."""
+        with contextlib.suppress(Exception):
+            for outcome in await self.store.outcomes([turn_id]):
+                if outcome.turn.status in _FINAL and turn_id in self._waiters:
+                    self._remote[turn_id] = session_id
+                    await self.check_remote()
+                    return
+        self._settle_waiter(turn_id, error)
+
+    async def check_remote(self) -> None:
+        """Settle the waiters of turns that ended in any process; claim queued ones nobody runs."""
+        if not self._remote:
+            return
+        for outcome in await self.store.outcomes(list(self._remote)):
+            self._follow(outcome)
+
+    def _follow(self, outcome: TurnOutcome) -> None:
+        turn = outcome.turn
+        session_id = self._remote.get(turn.turn_id)
+        if session_id is None:
+            return
+        if turn.status not in _FINAL:
+            if turn.status == "queued" and not outcome.busy and session_id not in self._workers:
+                self.schedule(session_id)  # its session is idle: run it here
+            return
+        del self._remote[turn.turn_id]
+        if outcome.rerun is not None:  # taken over and queued again: wait for the re-run
+            waiter = self._waiters.pop(turn.turn_id, None)
+            if waiter is not None:
+                self._waiters[outcome.rerun] = waiter
+                self._remote[outcome.rerun] = session_id
+            return
+        self._settle_waiter(turn.turn_id, TurnResult(turn.info, reply=outcome.reply, deny=outcome.deny))
+
     def _settle_waiter(self, turn_id: str, outcome: TurnResult | BaseException) -> None:
         self._listeners.pop(turn_id, None)
+        self._remote.pop(turn_id, None)
         waiter = self._waiters.pop(turn_id, None)
         if waiter is None or waiter.done():
             return
@@ -296,14 +417,14 @@ class SessionOrchestrator:
         info = turn.info
         running = running_turn.set(info)
         try:
-            session = await self.session(turn.session_id)
+            session = await self.sessions.get(turn.session_id)
             contexts = SessionContexts(self, session.info, turn.turn_id)
             dispatch = self.dispatch
             try:
                 deny = await dispatch.guard("turn_authorize", ctx=contexts, turn=info, message=inbound)
                 if deny is not None:
                     error = f"denied by {deny.plugin}: {deny.reason}"
-                    done = await self._finish(turn, "denied", error=error)
+                    done = await self._finish(turn, "denied", error=error, deny=deny)
                     await dispatch.effect(
                         "turn_denied", ctx=contexts, turn=done.info, message=inbound, deny=deny
                     )
@@ -369,6 +490,7 @@ class SessionOrchestrator:
         status: Any,
         *,
         error: str | None = None,
+        deny: Deny | None = None,
         messages: list[Message] | None = None,
         consumed: list[int] | None = None,
     ) -> TurnRecord:
@@ -376,6 +498,7 @@ class SessionOrchestrator:
             turn.turn_id,
             status,
             error=error,
+            deny=deny,
             messages=messages or (),
             consumed=consumed or (),
             trace=self.traces.take(),
@@ -392,19 +515,11 @@ class SessionOrchestrator:
     async def check_inbox(self) -> None:
         """Take what other agents delivered to this agent and schedule those turns."""
         for turn in await self.store.take_inbox(self.agent_id):
-            self._schedule(turn.session_id)
-
-    async def _poll_inbox(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.turns.inbox_poll)
-            try:
-                await self.check_inbox()
-            except Exception:  # a busy or briefly broken store: try again next time
-                self.log.warning("reading the inbox of %s failed", self.agent_id, exc_info=True)
+            self.schedule(turn.session_id)
 
     # ------------------------------------------------------------------ extension contexts
 
     async def extension(self, session_id: str, extension_id: str) -> ExtensionContext:
         """Act on ``session_id`` as ``extension_id`` outside any turn."""
-        session = await self.session(session_id)
+        session = await self.sessions.get(session_id)
         return SessionContexts(self, session.info, None).for_plugin(extension_id)

@@ -161,12 +161,28 @@ class SessionAccess(Protocol):
         initiator: Initiator = "user",
         initiator_id: str | None = None,
         stream: ChunkListener | None = None,
+        idempotency_key: str | None = None,
     ) -> TurnResult:
         """Run one turn with ``message`` (queued behind earlier ones) and return how it ended.
 
         ``stream`` is awaited with each text chunk of the reply as the model
         produces it (after the ``turn_chunk`` pipeline); the result still
-        carries the whole stored reply.
+        carries the whole stored reply. Any process sharing the agent's
+        store may run the turn; the result comes back here all the same
+        (streaming only when this process runs it).
+
+        ``idempotency_key`` makes a retry safe: a second call with the same
+        key (from any process, while or after the first one's turn runs)
+        stores nothing and returns the first call's turn. The key is stored
+        with the message, in one transaction, and kept for ``[store]
+        idempotency_keep`` seconds. (Contract 0.1.4.)
+        """
+
+    async def queued(self, session_id: str) -> Sequence[tuple[TurnInfo, Message]]:
+        """The session's turns waiting to run, in the order they will, with their messages.
+
+        Queued messages enter the history only when their turn starts; this
+        is how a reader sees them before. (Contract 0.1.4.)
         """
 
     async def history(self, session_id: str) -> Sequence[Message]:

@@ -151,7 +151,10 @@ def exchange(*texts: str) -> list[tuple[str, str]]:
 
 
 def interrupted_events(audit: list[AuditEvent]) -> list[dict[str, Any]]:
-    return [e.detail for e in audit if e.action == "turn_interrupted" and e.extension_id == "turnkit"]
+    """The takeovers audited, without the two owners (the killed process's and the restart's)."""
+    events = [e.detail for e in audit if e.action == "lease_taken_over" and e.extension_id == "turnkit"]
+    assert all(e["owner"] != e["by"] for e in events), "a process never takes over from itself"
+    return [{k: v for k, v in e.items() if k not in ("owner", "by")} for e in events]
 
 
 async def check_crashed(config_file: Path) -> None:

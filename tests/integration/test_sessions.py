@@ -142,11 +142,11 @@ async def test_sessions_view_opens_lists_and_reports(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- recovery policy
 
 
-async def crashed_store(path: Path, *, rerun_crashed_too: bool = False) -> None:
-    """Leave the store as a crash would: turn ``t1`` of session ``s1`` running.
+async def crashed_store(path: Path, *, rerun_crashed_too: bool = False) -> str | None:
+    """Leave the store as a crash would: turn ``t1`` of session ``s1`` running, its lease gone.
 
     With ``rerun_crashed_too`` the crash happened while re-running ``t1``:
-    ``t1`` is interrupted and its re-run ``t2`` is the one left running.
+    ``t1`` is interrupted and its re-run (whose id is returned) is the one left running.
     """
     store = SQLiteStore(str(path))
     await store.open()
@@ -154,11 +154,13 @@ async def crashed_store(path: Path, *, rerun_crashed_too: bool = False) -> None:
         await store.register_agent("default")
         await store.create_session(SessionInfo("s1", "chat"), "default")
         await store.accept("s1", "t1", Message.of("user", "do the thing"), "user", "alice")
+        assert await store.claim_turn("s1") is not None  # no lease registered: as if it had run out
+        if not rerun_crashed_too:
+            return None
+        [taken] = await store.take_over("default", "rerun")
+        assert taken.rerun is not None
         assert await store.claim_turn("s1") is not None
-        if rerun_crashed_too:
-            await store.interrupt_running("default")
-            await store.requeue("t1", "t2")
-            assert await store.claim_turn("s1") is not None
+        return taken.rerun.turn_id
     finally:
         await store.close()
 
@@ -179,8 +181,15 @@ async def test_an_interrupted_turn_is_rerun_once_at_start(tmp_path: Path) -> Non
             ("assistant", "do the thing"),
         ]
         [event] = await agent.store.audit_events("s1")
-        assert (event.extension_id, event.action, event.turn_id) == ("turnkit", "turn_interrupted", "t1")
-        assert event.detail == {"turn": "t1", "number": 1, "policy": "rerun", "rerun": rerun.turn_id}
+        assert (event.extension_id, event.action, event.turn_id) == ("turnkit", "lease_taken_over", "t1")
+        assert event.detail == {
+            "turn": "t1",
+            "number": 1,
+            "owner": first.owner,
+            "by": agent.store.owner,
+            "policy": "rerun",
+            "rerun": rerun.turn_id,
+        }
 
     async with running_agent(tmp_path, turns={"interrupted": "rerun"}) as agent:
         await asyncio.sleep(0.05)
@@ -196,21 +205,21 @@ async def test_an_interrupted_turn_is_reported_not_rerun(tmp_path: Path) -> None
             "the message stays stored"
         )
         [event] = await agent.store.audit_events("s1")
-        assert (event.action, event.detail["policy"]) == ("turn_interrupted", "report")
+        assert (event.action, event.detail["policy"]) == ("lease_taken_over", "report")
         assert "rerun" not in event.detail
         result = await agent.send("next", "s1")
         assert (result.turn.number, result.turn.status) == (2, "completed"), "the session goes on"
 
 
 async def test_a_crash_during_the_rerun_is_reported_not_rerun_again(tmp_path: Path) -> None:
-    await crashed_store(tmp_path / "t.db", rerun_crashed_too=True)
+    rerun = await crashed_store(tmp_path / "t.db", rerun_crashed_too=True)
     async with running_agent(tmp_path, turns={"interrupted": "rerun"}) as agent:
         await asyncio.sleep(0.1)
         turns = await agent.store.turns("s1")
-        assert [(t.turn_id, t.status) for t in turns] == [("t1", "interrupted"), ("t2", "interrupted")]
+        assert [(t.turn_id, t.status) for t in turns] == [("t1", "interrupted"), (rerun, "interrupted")]
         assert texts(await agent.store.messages("s1")) == [("user", "do the thing")]
-        events = [e for e in await agent.store.audit_events("s1") if e.turn_id == "t2"]
-        assert [(e.action, e.detail["policy"]) for e in events] == [("turn_interrupted", "report")]
+        events = [e for e in await agent.store.audit_events("s1") if e.turn_id == rerun]
+        assert [(e.action, e.detail["policy"]) for e in events] == [("lease_taken_over", "report")]
 
 
 async def test_queued_turns_left_by_a_stop_run_at_the_next_start(tmp_path: Path) -> None:

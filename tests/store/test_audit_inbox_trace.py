@@ -47,7 +47,7 @@ async def test_inbox_items_become_turns_exactly_once(store: Store) -> None:
     assert (session.agent_id, session.info.kind, session.info.status) == ("bob", "agent", "active")
     taken = await store.inbox("bob")
     assert [(i.session_id, i.turn_id) for i in taken] == [(t.session_id, t.turn_id) for t in turns]
-    assert await store.sessions_with_queued_turns("bob") == [alice, dave]
+    assert await store.claimable_sessions("bob") == [alice, dave]
     for _ in turns:
         await store.claim_turn(alice)
         await store.claim_turn(dave)

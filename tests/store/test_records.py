@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from turnkit.storage import ServiceStorage
 from turnkit.store import SQLiteStore, Store
+from turnkit.store.migrations import SCHEMA_VERSION
 from turnkit_hookspecs import Storage, StorageConflict
 
 from .helpers import Connect
@@ -141,7 +142,7 @@ async def test_a_version_2_database_gains_records(tmp_path: object) -> None:
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert await store.schema_version() == 3
+        assert await store.schema_version() == SCHEMA_VERSION
         storage = ServiceStorage(store, "svc")
         await storage.put("c", "k", {}, text="migrated text")
         assert [r.key for r in await storage.search("c", "migrated")] == ["k"]

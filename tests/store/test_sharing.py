@@ -22,7 +22,7 @@ async def test_everything_survives_close_and_reopen(connect: Connect) -> None:
     assert await again.agents() == ["me"]
     assert [t.turn_id for t in await again.turns("s1")] == ["t1"]
     assert [c.key for c in await again.pending_context("s1")] == ["k"]
-    assert await again.sessions_with_queued_turns("me") == ["s1"]
+    assert await again.claimable_sessions("me") == ["s1"]
     claimed = await again.claim_turn("s1")
     assert claimed is not None and claimed[1].text == "hello"
 

@@ -13,7 +13,7 @@ from turnkit.errors import StoreError
 from turnkit.store import SQLiteStore, open_store
 from turnkit.store.migrations import SCHEMA_VERSION
 from turnkit.tracing import TraceRecord
-from turnkit_hookspecs import Kind, Message
+from turnkit_hookspecs import Kind, Message, to_json
 
 from .helpers import Clock, new_session, texts, user
 
@@ -58,16 +58,30 @@ async def test_a_file_store_runs_in_wal_mode(closing: list[SQLiteStore], tmp_pat
 async def test_a_version_1_database_with_data_opens_and_keeps_it(closing: list[SQLiteStore], db: str) -> None:
     old = await opened(closing, db, upto=1)
     assert await old.schema_version() == 1
-    await new_session(old, agent_id="me")
-    await old.accept("s1", "t1", user("written by version 1"), "user")
-    await old.claim_turn("s1")
-    await old.finish_turn("t1", "completed", messages=[Message.of("assistant", "reply")])
     await old.close()
+    # Rows as version 1 wrote them (today's code writes columns version 1 lacks).
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO sessions VALUES ('s1', 'me', 'chat', 'active', NULL, NULL, NULL, '{}', 1, 1)"
+        )
+        for number, (role, text) in enumerate([("user", "written by version 1"), ("assistant", "reply")], 1):
+            body = to_json(Message.of(role, text))  # type: ignore[arg-type]
+            conn.execute(
+                "INSERT INTO messages (id, session_id, turn_id, role, body, created_at)"
+                " VALUES (?, 's1', 't1', ?, ?, 1)",
+                (number, role, body),
+            )
+        conn.execute(
+            "INSERT INTO turns (id, session_id, number, initiator, status, message_id, queued_at)"
+            " VALUES ('t1', 's1', 1, 'user', 'completed', 1, 1)"
+        )
 
     store = await opened(closing, db)
     assert await store.schema_version() == SCHEMA_VERSION
     assert texts(await store.messages("s1")) == ["written by version 1", "reply"]
     assert (await store.get_turn("t1")).status == "completed"  # type: ignore[union-attr]
+    await store.accept("s1", "t2", user("written now"), "user")
+    assert (await store.claim_turn("s1")) is not None
     record = TraceRecord("t1", "turn_completed", Kind.EFFECT, "log", 0.1, "ok")
     await store.append_trace([record])
     assert await store.trace("t1") == [record]
@@ -127,9 +141,9 @@ async def _window_statements(store: SQLiteStore, session_id: str, limit: int) ->
         conn.set_trace_callback(statements.append if on else None)
         conn.set_progress_handler(step if on else None, 1)
 
-    await store._hop(lambda tx: install(True), write=False)
+    await store._transaction(lambda tx: install(True), False)
     await store.window(session_id, limit)
-    await store._hop(lambda tx: install(False), write=False)
+    await store._transaction(lambda tx: install(False), False)
     return [s for s in statements if s.startswith(("SELECT", "WITH"))], steps
 
 
@@ -214,9 +228,7 @@ async def test_open_store_takes_absolute_and_memory_urls(tmp_path: Path) -> None
     assert target.is_file()
 
 
-@pytest.mark.parametrize(
-    "url", ["postgresql://db/turnkit", "mysql://x", "sqlite://relative.db", "sqlite:///"]
-)
+@pytest.mark.parametrize("url", ["mysql://x", "sqlite://relative.db", "sqlite:///"])
 async def test_open_store_refuses_other_urls_saying_what_works(url: str) -> None:
     with pytest.raises(StoreError, match=r"sqlite:///relative/path"):
         await open_store(StoreConfig(url=url), "/tmp")

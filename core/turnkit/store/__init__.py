@@ -1,7 +1,9 @@
 """The session store: its interface, its records, and opening one from config.
 
-``open_store`` is the one place that maps ``[store] url`` to a backend, so
-adding PostgreSQL later is a new scheme here, not a change to callers.
+``open_store`` is the one place that maps ``[store] url`` to an engine:
+a file path or ``sqlite://`` URL opens the embedded SQLite store, a
+``postgresql://`` URL the PostgreSQL one (which needs the ``postgresql``
+extra: ``pip install 'turnkit[postgresql]'``).
 """
 
 from __future__ import annotations
@@ -11,8 +13,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import StoreError
-from .base import SESSION_STATUSES, Store, inbox_session_id
-from .records import AuditEvent, Claim, ContextItem, InboxItem, SessionRecord, StoredMessage, TurnRecord
+from .base import Store
+from .forks import Acting
+from .inbox import inbox_session_id
+from .records import (
+    AuditEvent,
+    Claim,
+    ContextItem,
+    InboxItem,
+    OwnerRecord,
+    SessionRecord,
+    StoredMessage,
+    Takeover,
+    TurnOutcome,
+    TurnRecord,
+)
+from .sessions import SESSION_STATUSES
 from .sqlite import MEMORY, SQLiteStore
 
 if TYPE_CHECKING:
@@ -20,36 +36,57 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SESSION_STATUSES",
+    "Acting",
     "AuditEvent",
     "Claim",
     "ContextItem",
     "InboxItem",
+    "OwnerRecord",
     "SQLiteStore",
     "SessionRecord",
     "Store",
     "StoredMessage",
+    "Takeover",
+    "TurnOutcome",
     "TurnRecord",
     "inbox_session_id",
+    "make_store",
     "open_store",
 ]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_SUPPORTED = "a file path, ':memory:', 'sqlite:///relative/path' or 'sqlite:////absolute/path'"
+_POSTGRES = ("postgresql", "postgres")
+_SUPPORTED = (
+    "a file path, ':memory:', 'sqlite:///relative/path', 'sqlite:////absolute/path'"
+    " or 'postgresql://user@host/database'"
+)
 
 
-async def open_store(config: StoreConfig, base_dir: str) -> Store:
-    """Create the store ``config.url`` names and open it (migrating its schema).
+def make_store(config: StoreConfig, base_dir: str, url: str | None = None) -> Store:
+    """The store ``url`` (default: ``config.url``) names, not yet open."""
+    url = config.url if url is None else url
+    match = _SCHEME.match(url)
+    if match is not None and match.group(1) in _POSTGRES:
+        from .postgres import PostgresStore
+
+        return PostgresStore(url, pool_size=config.pool_size, poll=config.poll)
+    return SQLiteStore(
+        sqlite_path(url, base_dir),
+        synchronous=config.synchronous,
+        busy_timeout=config.busy_timeout,
+        threaded=config.thread,
+        poll=config.poll,
+    )
+
+
+async def open_store(config: StoreConfig, base_dir: str, url: str | None = None) -> Store:
+    """Create the store ``config.url`` (or ``url``) names and open it (migrating its schema).
 
     A relative path is taken from ``base_dir`` (the configuration file's
     folder), never from the working directory, so the same config finds the
     same database wherever the agent is started.
     """
-    store = SQLiteStore(
-        sqlite_path(config.url, base_dir),
-        synchronous=config.synchronous,
-        busy_timeout=config.busy_timeout,
-        threaded=config.thread,
-    )
+    store = make_store(config, base_dir, url)
     await store.open()
     return store
 

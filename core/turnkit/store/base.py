@@ -15,17 +15,39 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from turnkit_hookspecs import Initiator, Message, SessionInfo, StoredRecord, TurnStatus
+from turnkit_hookspecs import Deny, Initiator, Message, SessionInfo, StoredRecord, TurnStatus
 
 from ..tracing import TraceRecord
-from .records import AuditEvent, Claim, ContextItem, InboxItem, SessionRecord, StoredMessage, TurnRecord
-
-#: Session statuses a session can be moved to.
-SESSION_STATUSES = ("active", "closed", "merged", "abandoned")
+from .forks import Acting
+from .records import (
+    AuditEvent,
+    Claim,
+    ContextItem,
+    InboxItem,
+    OwnerRecord,
+    SessionRecord,
+    StoredMessage,
+    Takeover,
+    TurnOutcome,
+    TurnRecord,
+)
 
 
 class Store(abc.ABC):
-    """Durable sessions, messages, turns, context, audit, inboxes and traces."""
+    """Durable sessions, messages, turns, context, audit, inboxes and traces.
+
+    Any number of store instances, in one process or many, may share one
+    database. Each instance has an :attr:`owner` id: the turns it claims
+    are leased to that owner (see :mod:`turnkit.store.leases`).
+    """
+
+    #: The owner id of the turns this instance claims.
+    owner: str
+
+    @property
+    @abc.abstractmethod
+    def url(self) -> str:
+        """Where the database is (a file path, or a URL without its password)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -45,6 +67,15 @@ class Store(abc.ABC):
     async def schema_version(self) -> int:
         """The schema version of the open database."""
 
+    @abc.abstractmethod
+    async def changed(self, timeout: float) -> bool:
+        """Wait until another connection may have committed something, at most ``timeout`` seconds.
+
+        ``True`` when a change was seen (a hint: look again at what you wait
+        for), ``False`` on the timeout. It never misses a commit made after
+        the previous call returned, though it may wake without one.
+        """
+
     # ------------------------------------------------------------------ agents
 
     @abc.abstractmethod
@@ -54,6 +85,39 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def agents(self) -> list[str]:
         """Every agent id ever registered, sorted."""
+
+    # ------------------------------------------------------------------ leases
+
+    @abc.abstractmethod
+    async def register_owner(self, agent_id: str, host: str, pid: int, started: float, lease: float) -> None:
+        """Start (or renew) this instance's lease as a runner of ``agent_id``'s turns, for ``lease`` s.
+
+        ``host``, ``pid`` and ``started`` (the process's start time) let a
+        process on the same host prove the owner dead before its lease ends.
+        """
+
+    @abc.abstractmethod
+    async def renew_owner(self, lease: float) -> bool:
+        """Extend this instance's lease by ``lease`` seconds from now; ``False`` if it had expired."""
+
+    @abc.abstractmethod
+    async def release_owner(self) -> None:
+        """End this instance's lease now (a clean stop)."""
+
+    @abc.abstractmethod
+    async def expire_owner(self, owner: str) -> None:
+        """End another owner's lease now: its process is known to be dead."""
+
+    @abc.abstractmethod
+    async def owners(self, agent_id: str | None = None) -> list[OwnerRecord]:
+        """The leases on record (of one agent), oldest first."""
+
+    @abc.abstractmethod
+    async def take_over(self, agent_id: str, policy: str) -> list[Takeover]:
+        """One transaction: every ``running`` turn of ``agent_id`` whose owner's lease is over
+        becomes ``interrupted``, is re-queued once when ``policy`` is ``rerun`` (never a
+        re-run of a re-run), and is audited (``lease_taken_over``). A live owner's turns
+        are never touched."""
 
     # ------------------------------------------------------------------ sessions
 
@@ -80,7 +144,30 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def set_session_status(self, session_id: str, status: str) -> None:
-        """Move a session to ``status`` (one of :data:`SESSION_STATUSES`)."""
+        """Move a session to ``status`` (one of :data:`~turnkit.store.sessions.SESSION_STATUSES`)."""
+
+    @abc.abstractmethod
+    async def fork(
+        self,
+        child: SessionInfo,
+        agent_id: str,
+        *,
+        inherit_context: bool,
+        initial_message: Message | None,
+        acting: Acting,
+        reason: str,
+    ) -> tuple[SessionRecord, TurnRecord | None]:
+        """One transaction: create ``child`` (its fork point set to the parent's newest
+        message), copy the parent's pending context into it if asked, queue its initial
+        message (initiator ``extension``), and audit ``fork`` on the parent."""
+
+    @abc.abstractmethod
+    async def merge(self, parent: str, child: str, summary: Message, acting: Acting) -> StoredMessage:
+        """One transaction: append ``summary`` to ``parent``, mark ``child`` merged, audit ``merge``."""
+
+    @abc.abstractmethod
+    async def abandon(self, parent: str, child: str, acting: Acting) -> None:
+        """One transaction: mark ``child`` abandoned and audit ``abandon`` on ``parent``."""
 
     # ------------------------------------------------------------------ messages
 
@@ -135,22 +222,20 @@ class Store(abc.ABC):
         message: Message,
         initiator: Initiator,
         initiator_id: str | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> TurnRecord:
         """One transaction: store a ``queued`` turn numbered after the
         session's last turn, holding the inbound ``message`` (in the turn
         row: it enters the history only when the turn starts, so queued
         messages never appear in an earlier turn's prompt and the history
         stays in conversational order), and touch the session's
-        ``updated_at``. After this returns the message is durable."""
+        ``updated_at``. After this returns the message is durable.
 
-    @abc.abstractmethod
-    async def requeue(self, turn_id: str, new_turn_id: str) -> TurnRecord:
-        """Queue a re-run of an ``interrupted`` turn: a new ``queued`` turn
-        (numbered after the last) with the same inbound message — the same
-        ``message_id`` when the message already entered the history, never a
-        copy — and ``rerun_of`` set. Raises
-        :class:`~turnkit.errors.StoreError` if the turn is not interrupted or
-        was already re-run (so a message is never run twice)."""
+        With an ``idempotency_key`` already stored for the session's agent,
+        nothing is written and the turn that key made is returned (a turn
+        id other than ``turn_id``); a key used in another session raises
+        :class:`~turnkit.errors.IdempotencyKeyReused`."""
 
     @abc.abstractmethod
     async def claim_turn(self, session_id: str) -> tuple[TurnRecord, Message] | None:
@@ -177,10 +262,12 @@ class Store(abc.ABC):
         initiator: Initiator,
         initiator_id: str | None,
         history: int,
+        *,
+        idempotency_key: str | None = None,
     ) -> tuple[TurnRecord, Claim | None]:
         """One transaction: :meth:`accept`, then — only when the session has
-        no other queued or running turn — :meth:`claim_next`. The common case
-        of a turn in an idle session then costs one commit to start."""
+        no other queued or running turn, and the turn is new — :meth:`claim_next`.
+        The common case of a turn in an idle session then costs one commit to start."""
 
     @abc.abstractmethod
     async def finish_turn(
@@ -189,14 +276,16 @@ class Store(abc.ABC):
         status: TurnStatus,
         *,
         error: str | None = None,
+        deny: Deny | None = None,
         messages: Sequence[Message] = (),
         consumed: Sequence[int] = (),
         trace: Sequence[TraceRecord] = (),
     ) -> TurnRecord:
         """One transaction: append ``messages`` (tool steps, the reply) to the
         turn's session with this ``turn_id``, set the turn's final ``status``,
-        ``error`` and ``finished_at``, mark the ``consumed`` context items as
-        consumed by this turn, and store ``trace`` rows (any scope)."""
+        ``error``, ``deny`` and ``finished_at`` (and, when completed, its
+        reply: the last of ``messages``), mark the ``consumed`` context items
+        as consumed by this turn, and store ``trace`` rows (any scope)."""
 
     @abc.abstractmethod
     async def get_turn(self, turn_id: str) -> TurnRecord | None:
@@ -207,14 +296,21 @@ class Store(abc.ABC):
         """The session's turns by number."""
 
     @abc.abstractmethod
-    async def interrupt_running(self, agent_id: str) -> list[TurnRecord]:
-        """One transaction: mark every ``running`` turn of ``agent_id``'s
-        sessions ``interrupted`` (error ``"interrupted: the agent stopped
-        during the turn"``, ``finished_at`` now) and return them (as updated)."""
+    async def queued_turns(self, session_id: str) -> list[tuple[TurnRecord, Message]]:
+        """The session's ``queued`` turns in the order they will run, with their inbound messages."""
 
     @abc.abstractmethod
-    async def sessions_with_queued_turns(self, agent_id: str) -> list[str]:
-        """Ids of ``agent_id``'s sessions holding ``queued`` turns."""
+    async def claimable_sessions(self, agent_id: str) -> list[str]:
+        """Ids of ``agent_id``'s sessions holding ``queued`` turns and running none,
+        the longest-waiting first."""
+
+    @abc.abstractmethod
+    async def outcomes(self, turn_ids: Sequence[str]) -> list[TurnOutcome]:
+        """Where each known turn of ``turn_ids`` stands (unknown ids are left out)."""
+
+    @abc.abstractmethod
+    async def forget_idempotency_keys(self, before: float) -> int:
+        """Drop the idempotency keys stored before ``before`` (Unix time); how many went."""
 
     # ------------------------------------------------------------------ contributed context
 
@@ -317,8 +413,3 @@ class Store(abc.ABC):
         self, namespace: str, collection: str, query: str, where: Mapping[str, Any], limit: int
     ) -> list[StoredRecord]:
         """Records whose text holds any word of ``query``, best match first, ``score`` set."""
-
-
-def inbox_session_id(agent_id: str, from_agent: str) -> str:
-    """The session where ``agent_id`` holds its conversation with ``from_agent``."""
-    return f"{agent_id}~inbox~{from_agent}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from turnkit_hookspecs import Initiator, Message, SessionInfo, TurnInfo, TurnStatus
+from turnkit_hookspecs import Deny, Initiator, Message, SessionInfo, TurnInfo, TurnStatus
 
 
 @attrs.frozen
@@ -55,7 +55,8 @@ class TurnRecord:
 
     ``message_id`` is its inbound message's id in the history, set when the
     turn starts (``None`` while queued); ``rerun_of`` is the interrupted turn
-    it re-runs.
+    it re-runs; ``owner`` the process lease it ran under (see
+    :mod:`turnkit.store.leases`).
     """
 
     turn_id: str
@@ -70,6 +71,7 @@ class TurnRecord:
     started_at: float | None = None
     finished_at: float | None = None
     rerun_of: str | None = None
+    owner: str | None = None
 
     @property
     def info(self) -> TurnInfo:
@@ -143,3 +145,47 @@ class Claim:
     message: Message
     window: list[StoredMessage]
     context: list[ContextItem]
+
+
+@attrs.frozen
+class TurnOutcome:
+    """Where a turn stands, as a process waiting for it reads it from the store.
+
+    ``reply`` is set once a turn completed, ``deny`` once one was denied;
+    ``busy`` says whether a turn of its session is running right now;
+    ``rerun`` names the turn re-running an interrupted one.
+    """
+
+    turn: TurnRecord
+    reply: Message | None
+    deny: Deny | None
+    busy: bool
+    rerun: str | None = None
+
+
+@attrs.frozen
+class OwnerRecord:
+    """A process's lease: who holds it, where it runs, until when (``live`` as of reading)."""
+
+    id: str
+    agent_id: str
+    host: str
+    pid: int
+    started: float
+    registered_at: float
+    expires_at: float
+    live: bool
+
+
+@attrs.frozen
+class Takeover:
+    """A running turn taken over from ``owner``, whose lease was over.
+
+    ``turn`` is the turn as now stored (``interrupted``); ``rerun`` the turn
+    queued to run its message again, if ``policy`` was ``rerun``.
+    """
+
+    turn: TurnRecord
+    rerun: TurnRecord | None
+    owner: str | None
+    policy: str

@@ -18,7 +18,7 @@ from turnkit_hookspecs import Kind, Message, PayloadError, SessionInfo, from_jso
 
 from ..errors import StoreError
 from ..tracing import TraceRecord
-from .records import AuditEvent, ContextItem, InboxItem, SessionRecord, StoredMessage, TurnRecord
+from .records import AuditEvent, ContextItem, InboxItem, OwnerRecord, SessionRecord, StoredMessage, TurnRecord
 
 #: A row as the driver returns it: the columns in the order of the ``*_COLUMNS`` string.
 Row = Sequence[Any]
@@ -29,12 +29,13 @@ SESSION_COLUMNS = (
 MESSAGE_COLUMNS = "id, session_id, turn_id, body, created_at, compressed, summary"
 TURN_COLUMNS = (
     "id, session_id, number, initiator, initiator_id, status, message_id, queued_at,"
-    " error, started_at, finished_at, rerun_of"
+    " error, started_at, finished_at, rerun_of, owner"
 )
 CONTEXT_COLUMNS = "id, session_id, key, value, extension_id, turn_id, created_at, consumed_by"
 AUDIT_COLUMNS = "id, at, session_id, turn_id, extension_id, action, detail"
 INBOX_COLUMNS = "id, agent_id, from_agent, body, delivered_at, session_id, turn_id"
 TRACE_COLUMNS = "scope, point, kind, plugin, duration, outcome, error"
+OWNER_COLUMNS = "id, agent_id, host, pid, started, registered_at, expires_at"
 
 
 def session(row: Row) -> SessionRecord:
@@ -102,6 +103,12 @@ def stored_message(row: Row, cache: MessageCache) -> StoredMessage:
 def turn(row: Row) -> TurnRecord:
     """A ``turns`` row."""
     return TurnRecord(*row)
+
+
+def owner(row: Row, now: float) -> OwnerRecord:
+    """An ``owners`` row; ``live`` as of ``now``."""
+    owner_id, agent_id, host, pid, started, registered_at, expires_at = row
+    return OwnerRecord(owner_id, agent_id, host, pid, started, registered_at, expires_at, expires_at >= now)
 
 
 def context_item(row: Row) -> ContextItem:

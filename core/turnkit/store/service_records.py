@@ -1,31 +1,38 @@
-"""The SQLite jobs behind services' records (``context.storage(namespace)``).
+"""Store jobs behind services' records (``context.storage(namespace)``).
 
 Records are rows of ``records`` keyed by (namespace, collection, key) with a
-JSON value and a version counting writes. Full-text search goes through the
-FTS5 index ``records_fts`` that triggers keep in step with ``records.text``;
-a user's query is reduced to its words, each quoted, so that no FTS5 syntax
-(``NEAR``, ``*``, column filters, unbalanced quotes) can reach the engine.
+JSON value and a version counting writes. Compare-and-set is written as
+conditional statements (``INSERT … ON CONFLICT DO NOTHING``, ``UPDATE …
+WHERE version = ?``) whose row counts tell whether the write happened, so
+two processes racing on one record can never both win, on either engine.
+
+Full-text search: SQLite uses the FTS5 index ``records_fts`` that triggers
+keep in step with ``records.text``; PostgreSQL a GIN index over the
+``folded`` column (the text with case and diacritics folded, which this
+module writes). A user's query is reduced to its words either way, so no
+query syntax can reach the engine.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from turnkit_hookspecs import StorageConflict, StoredRecord
 
-if TYPE_CHECKING:
-    from .sqlite import _Tx
+from .tx import Tx
 
 _COLUMNS = "r.collection, r.key, r.value, r.version, r.text, r.updated_at"
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WORD = re.compile(r"\w+", re.UNICODE)
+_KEY = "namespace = ? AND collection = ? AND key = ?"
 
 
 def put(
-    tx: _Tx,
+    tx: Tx,
     namespace: str,
     collection: str,
     key: str,
@@ -35,28 +42,39 @@ def put(
 ) -> StoredRecord:
     """Insert or replace; compare-and-set against ``expect`` when given."""
     body = _json(value, namespace, collection, key)
-    row = tx.one(
-        "SELECT version FROM records WHERE namespace = ? AND collection = ? AND key = ?",
-        (namespace, collection, key),
-    )
-    version = row[0] if row else 0
-    _check(expect, version, namespace, collection, key)
-    if row is None:
-        tx.run(
+    where = (namespace, collection, key)
+    if expect is None:
+        version = tx.one(
             "INSERT INTO records (namespace, collection, key, value, text, version, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
-            (namespace, collection, key, body, text, tx.now, tx.now),
+            " VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (namespace, collection, key) DO UPDATE SET"
+            " value = excluded.value, text = excluded.text, version = records.version + 1,"
+            " updated_at = excluded.updated_at RETURNING version",
+            (*where, body, text, tx.now, tx.now),
+        )[0]
+    elif expect == 0:
+        inserted = tx.run(
+            "INSERT INTO records (namespace, collection, key, value, text, version, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (namespace, collection, key) DO NOTHING",
+            (*where, body, text, tx.now, tx.now),
         )
+        if inserted.rowcount == 0:
+            _conflict(tx, expect, namespace, collection, key)
+        version = 1
     else:
-        tx.run(
-            "UPDATE records SET value = ?, text = ?, version = version + 1, updated_at = ?"
-            " WHERE namespace = ? AND collection = ? AND key = ?",
-            (body, text, tx.now, namespace, collection, key),
+        updated = tx.run(
+            f"UPDATE records SET value = ?, text = ?, version = version + 1, updated_at = ?"
+            f" WHERE {_KEY} AND version = ?",
+            (body, text, tx.now, *where, expect),
         )
-    return StoredRecord(collection, key, json.loads(body), version + 1, text, tx.now)
+        if updated.rowcount == 0:
+            _conflict(tx, expect, namespace, collection, key)
+        version = expect + 1
+    if tx.dialect.name == "postgresql":
+        tx.run(f"UPDATE records SET folded = ? WHERE {_KEY}", (fold(text) if text else None, *where))
+    return StoredRecord(collection, key, json.loads(body), version, text, tx.now)
 
 
-def get(tx: _Tx, namespace: str, collection: str, key: str) -> StoredRecord | None:
+def get(tx: Tx, namespace: str, collection: str, key: str) -> StoredRecord | None:
     row = tx.one(
         f"SELECT {_COLUMNS} FROM records r WHERE r.namespace = ? AND r.collection = ? AND r.key = ?",
         (namespace, collection, key),
@@ -64,22 +82,20 @@ def get(tx: _Tx, namespace: str, collection: str, key: str) -> StoredRecord | No
     return _record(row) if row else None
 
 
-def delete(tx: _Tx, namespace: str, collection: str, key: str, expect: int | None) -> bool:
-    row = tx.one(
-        "SELECT version FROM records WHERE namespace = ? AND collection = ? AND key = ?",
-        (namespace, collection, key),
-    )
-    _check(expect, row[0] if row else 0, namespace, collection, key)
-    if row is None:
+def delete(tx: Tx, namespace: str, collection: str, key: str, expect: int | None) -> bool:
+    where = (namespace, collection, key)
+    if expect is None:
+        return tx.run(f"DELETE FROM records WHERE {_KEY}", where).rowcount > 0
+    if expect == 0:
+        _conflict(tx, expect, namespace, collection, key)
         return False
-    tx.run(
-        "DELETE FROM records WHERE namespace = ? AND collection = ? AND key = ?", (namespace, collection, key)
-    )
+    if tx.run(f"DELETE FROM records WHERE {_KEY} AND version = ?", (*where, expect)).rowcount == 0:
+        _conflict(tx, expect, namespace, collection, key)
     return True
 
 
 def listing(
-    tx: _Tx,
+    tx: Tx,
     namespace: str,
     collection: str,
     prefix: str | None,
@@ -91,7 +107,7 @@ def listing(
     if prefix:
         sql += " AND substr(r.key, 1, ?) = ?"
         params += [len(prefix), prefix]
-    clause, values = _where(where)
+    clause, values = _where(tx, where)
     sql += clause + " ORDER BY r.key"
     if limit is not None:
         sql += " LIMIT ?"
@@ -100,13 +116,24 @@ def listing(
 
 
 def search(
-    tx: _Tx, namespace: str, collection: str, query: str, where: Mapping[str, Any], limit: int
+    tx: Tx, namespace: str, collection: str, query: str, where: Mapping[str, Any], limit: int
 ) -> list[StoredRecord]:
-    words = _WORD.findall(query)
+    words = list(dict.fromkeys(_WORD.findall(query)))
     if not words:
         return []
-    match = " OR ".join('"' + word.replace('"', '""') + '"' for word in dict.fromkeys(words))
-    clause, values = _where(where)
+    clause, values = _where(tx, where)
+    if tx.dialect.name == "postgresql":
+        # \w+ words hold no tsquery syntax; quoting them makes each one lexeme.
+        match = " | ".join(f"'{fold(word)}'" for word in words)
+        found = tx.all(
+            f"SELECT {_COLUMNS}, ts_rank(to_tsvector('simple', COALESCE(r.folded, '')), q) AS score"
+            " FROM records r, to_tsquery('simple', ?) q"
+            " WHERE to_tsvector('simple', COALESCE(r.folded, '')) @@ q"
+            f" AND r.namespace = ? AND r.collection = ?{clause} ORDER BY score DESC, r.key LIMIT ?",
+            [match, namespace, collection, *values, limit],
+        )
+        return [_record(row[:-1], score=float(row[-1])) for row in found]
+    match = " OR ".join('"' + word.replace('"', '""') + '"' for word in words)
     found = tx.all(
         f"SELECT {_COLUMNS}, bm25(records_fts) FROM records_fts JOIN records r ON r.id = records_fts.rowid"
         f" WHERE records_fts MATCH ? AND r.namespace = ? AND r.collection = ?{clause}"
@@ -117,27 +144,38 @@ def search(
     return [_record(row[:-1], score=-row[-1]) for row in found]
 
 
-def _where(where: Mapping[str, Any]) -> tuple[str, list[Any]]:
+def fold(text: str) -> str:
+    """``text`` without case and diacritics, as SQLite's ``unicode61 remove_diacritics`` sees it."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def _where(tx: Tx, where: Mapping[str, Any]) -> tuple[str, list[Any]]:
     clause, values = "", list[Any]()
+    dialect = tx.dialect
     for field, wanted in where.items():
         if not _FIELD.match(field):
             raise ValueError(f"where: {field!r} is not a top-level field name")
         if wanted is None:
-            clause += " AND json_extract(r.value, ?) IS NULL"
-            values.append(f"$.{field}")
+            clause += f" AND {dialect.json_is_null('r.value')}"
+            values.append(dialect.json_field(field))
         elif isinstance(wanted, str | int | float | bool):
-            clause += " AND json_extract(r.value, ?) = ?"
-            values += [f"$.{field}", wanted]
+            clause += f" AND {dialect.json_equals('r.value')}"
+            values += [dialect.json_field(field), dialect.json_value(wanted)]
         else:
             raise ValueError(f"where: {field!r} must be compared to a string, number, bool or None")
     return clause, values
 
 
-def _check(expect: int | None, version: int, namespace: str, collection: str, key: str) -> None:
-    if expect is not None and expect != version:
-        found = "absent" if version == 0 else f"at version {version}"
-        wanted = "absent" if expect == 0 else f"at version {expect}"
-        raise StorageConflict(f"{namespace}/{collection}/{key}: expected {wanted}, found {found}")
+def _conflict(tx: Tx, expect: int, namespace: str, collection: str, key: str) -> None:
+    """Raise a StorageConflict unless the record is at version ``expect`` (``0``: absent)."""
+    row = tx.one(f"SELECT version FROM records WHERE {_KEY}", (namespace, collection, key))
+    version = row[0] if row else 0
+    if version == expect:
+        return
+    found = "absent" if version == 0 else f"at version {version}"
+    wanted = "absent" if expect == 0 else f"at version {expect}"
+    raise StorageConflict(f"{namespace}/{collection}/{key}: expected {wanted}, found {found}")
 
 
 def _json(value: Mapping[str, Any], namespace: str, collection: str, key: str) -> str:

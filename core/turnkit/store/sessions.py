@@ -1,0 +1,112 @@
+"""Store jobs on agents and sessions: registering, creating, reading, moving status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from turnkit_hookspecs import SessionInfo
+
+from ..errors import StoreError
+from . import rows
+from .records import SessionRecord
+from .tx import Tx
+
+#: Session statuses a session can be moved to.
+SESSION_STATUSES = ("active", "closed", "merged", "abandoned")
+
+
+def json_text(value: Any, what: str) -> str:
+    """JSON text of ``value``, or a StoreError naming ``what`` was not serialisable."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} is not JSON-serialisable: {exc}") from exc
+
+
+def unknown_session(session_id: str) -> StoreError:
+    return StoreError(f"unknown session {session_id!r}")
+
+
+def require_session(tx: Tx, session_id: str) -> None:
+    if tx.one("SELECT 1 FROM sessions WHERE id = ?", (session_id,)) is None:
+        raise unknown_session(session_id)
+
+
+def touch(tx: Tx, session_id: str) -> None:
+    """Set the session's ``updated_at`` (also how writers check that it exists)."""
+    if tx.run("UPDATE sessions SET updated_at = ? WHERE id = ?", (tx.now, session_id)).rowcount == 0:
+        raise unknown_session(session_id)
+
+
+def register_agent(tx: Tx, agent_id: str) -> None:
+    tx.run(
+        "INSERT INTO agents (id, registered_at, last_seen) VALUES (?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen",
+        (agent_id, tx.now, tx.now),
+    )
+
+
+def agents(tx: Tx) -> list[str]:
+    return [row[0] for row in tx.all("SELECT id FROM agents ORDER BY id")]
+
+
+def create_session(tx: Tx, info: SessionInfo, agent_id: str, metadata: str) -> SessionRecord:
+    if tx.one("SELECT 1 FROM sessions WHERE id = ?", (info.session_id,)) is not None:
+        raise StoreError(f"session {info.session_id!r} already exists")
+    parent = info.parent_session_id
+    if parent is not None and tx.one("SELECT 1 FROM sessions WHERE id = ?", (parent,)) is None:
+        raise StoreError(f"session {info.session_id!r} names an unknown parent session {parent!r}")
+    row = (
+        info.session_id,
+        agent_id,
+        info.kind,
+        info.status,
+        parent,
+        info.root_session_id,
+        info.fork_point,
+        metadata,
+        tx.now,
+        tx.now,
+    )
+    tx.run(f"INSERT INTO sessions ({rows.SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    return rows.session(row)
+
+
+def get_session(tx: Tx, session_id: str) -> SessionRecord | None:
+    row = tx.one(f"SELECT {rows.SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,))
+    return None if row is None else rows.session(row)
+
+
+def list_sessions(tx: Tx, agent_id: str | None, kind: str | None, limit: int | None) -> list[SessionRecord]:
+    filters = (("agent_id", agent_id), ("kind", kind))
+    where = [(column, value) for column, value in filters if value is not None]
+    sql = f"SELECT {rows.SESSION_COLUMNS} FROM sessions"
+    if where:
+        sql += " WHERE " + " AND ".join(f"{column} = ?" for column, _ in where)
+    sql += " ORDER BY updated_at DESC, id"
+    params: list[Any] = [value for _, value in where]
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return [rows.session(row) for row in tx.all(sql, params)]
+
+
+def child_sessions(tx: Tx, session_id: str) -> list[SessionRecord]:
+    require_session(tx, session_id)
+    found = tx.all(
+        f"SELECT {rows.SESSION_COLUMNS} FROM sessions WHERE parent_id = ? ORDER BY created_at, id",
+        (session_id,),
+    )
+    return [rows.session(row) for row in found]
+
+
+def set_session_status(tx: Tx, session_id: str, status: str) -> None:
+    touch(tx, session_id)
+    tx.run("UPDATE sessions SET status = ? WHERE id = ?", (status, session_id))
+
+
+def check_status(status: str) -> None:
+    """A StoreError unless ``status`` is one of :data:`SESSION_STATUSES`."""
+    if status not in SESSION_STATUSES:
+        raise StoreError(f"session status must be one of {', '.join(SESSION_STATUSES)}, got {status!r}")

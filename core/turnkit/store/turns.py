@@ -1,0 +1,284 @@
+"""Store jobs on turns: accepting a message, claiming the next turn under a lease,
+finishing it, re-running an interrupted one, and reading outcomes.
+
+Every job that changes a session's turns first takes the session's lock
+(its row, by updating it or through :meth:`Dialect.lock_session`), so that
+numbering, "is one running?" and FIFO order hold with any number of
+processes on one database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+from turnkit_hookspecs import Deny, Initiator, Message, TurnStatus, from_json
+
+from ..errors import IdempotencyKeyReused, StoreError
+from ..tracing import TraceRecord
+from . import rows
+from .contributions import pending_context
+from .history import insert_message, window
+from .records import Claim, TurnOutcome, TurnRecord
+from .sessions import touch
+from .traces import insert_trace
+from .tx import Tx
+
+#: The statuses a turn ends in.
+FINAL = ("completed", "denied", "failed", "interrupted")
+
+
+def require_turn(tx: Tx, turn_id: str, *, lock: bool = False) -> TurnRecord:
+    """The turn; with ``lock``, its row is locked until commit (a takeover must wait for a finish)."""
+    suffix = tx.dialect.for_update if lock else ""
+    row = tx.one(f"SELECT {rows.TURN_COLUMNS} FROM turns WHERE id = ?{suffix}", (turn_id,))
+    if row is None:
+        raise StoreError(f"unknown turn {turn_id!r}")
+    return rows.turn(row)
+
+
+def _require_new_turn(tx: Tx, turn_id: str) -> None:
+    if tx.one("SELECT 1 FROM turns WHERE id = ?", (turn_id,)) is not None:
+        raise StoreError(f"turn {turn_id!r} already exists")
+
+
+def insert_turn(
+    tx: Tx,
+    turn_id: str,
+    session_id: str,
+    initiator: Initiator,
+    initiator_id: str | None,
+    inbound: tuple[int | None, str | None],
+    rerun_of: str | None,
+) -> TurnRecord:
+    """Queue a turn numbered after the session's last; ``inbound`` is ``(message_id, JSON)``, one set."""
+    message_id, body = inbound
+    number = tx.one("SELECT COALESCE(MAX(number), 0) + 1 FROM turns WHERE session_id = ?", (session_id,))[0]
+    tx.run(
+        "INSERT INTO turns (id, session_id, number, initiator, initiator_id, status, message_id, inbound,"
+        " rerun_of, queued_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+        (turn_id, session_id, number, initiator, initiator_id, message_id, body, rerun_of, tx.now),
+    )
+    tx.dialect.notify(tx, f"queued:{session_id}")
+    return TurnRecord(
+        turn_id, session_id, number, initiator, initiator_id, "queued", message_id, tx.now, rerun_of=rerun_of
+    )
+
+
+def _keyed_turn(tx: Tx, session_id: str, key: str | None) -> TurnRecord | None:
+    """The turn an earlier request with idempotency ``key`` created, if any (same agent)."""
+    if key is None:
+        return None
+    row = tx.one(
+        f"SELECT {rows.TURN_COLUMNS} FROM turns WHERE id = (SELECT turn_id FROM idempotency"
+        " WHERE agent_id = (SELECT agent_id FROM sessions WHERE id = ?) AND key = ?)",
+        (session_id, key),
+    )
+    if row is None:
+        return None
+    turn = rows.turn(row)
+    if turn.session_id != session_id:
+        raise IdempotencyKeyReused(key, turn.session_id, session_id)
+    return turn
+
+
+def accept(
+    tx: Tx,
+    session_id: str,
+    turn_id: str,
+    body: str,
+    initiator: Initiator,
+    initiator_id: str | None,
+    key: str | None = None,
+) -> TurnRecord:
+    touch(tx, session_id)  # the session's lock, too
+    earlier = _keyed_turn(tx, session_id, key)
+    if earlier is not None:
+        return earlier
+    _require_new_turn(tx, turn_id)
+    turn = insert_turn(tx, turn_id, session_id, initiator, initiator_id, (None, body), None)
+    if key is not None:
+        tx.run(
+            "INSERT INTO idempotency (agent_id, key, turn_id, created_at)"
+            " SELECT agent_id, ?, ?, ? FROM sessions WHERE id = ?",
+            (key, turn_id, tx.now, session_id),
+        )
+    return turn
+
+
+def claim_turn(tx: Tx, session_id: str, owner: str) -> tuple[TurnRecord, Message] | None:
+    tx.dialect.lock_session(tx, session_id)
+    running = "SELECT 1 FROM turns WHERE session_id = ? AND status = 'running' LIMIT 1"
+    if tx.one(running, (session_id,)) is not None:
+        return None
+    # Re-runs first: their message is already in the history, before the queued ones.
+    row = tx.one(
+        f"SELECT {rows.TURN_COLUMNS}, inbound FROM turns WHERE session_id = ? AND status = 'queued'"
+        " ORDER BY rerun_of IS NULL, number LIMIT 1",
+        (session_id,),
+    )
+    if row is None:
+        if tx.one("SELECT 1 FROM sessions WHERE id = ?", (session_id,)) is None:
+            raise StoreError(f"unknown session {session_id!r}")
+        return None
+    turn, inbound = rows.turn(row[:-1]), row[-1]
+    if turn.message_id is None:
+        message = rows.parse_message(inbound, f"inbound message of turn {turn.turn_id!r}")
+        stored = insert_message(tx, session_id, message, inbound, turn.turn_id, False)
+        message_id, message = stored.id, stored.message
+    else:
+        message_id = turn.message_id
+        body = tx.one("SELECT body FROM messages WHERE id = ?", (message_id,))[0]
+        message = tx.cache.get(message_id, body, session_id)
+    tx.run(
+        "UPDATE turns SET status = 'running', started_at = ?, message_id = ?, inbound = NULL, owner = ?"
+        " WHERE id = ?",
+        (tx.now, message_id, owner, turn.turn_id),
+    )
+    running_turn = attrs.evolve(turn, status="running", started_at=tx.now, message_id=message_id, owner=owner)
+    return running_turn, message
+
+
+def claim_next(tx: Tx, session_id: str, history: int, owner: str) -> Claim | None:
+    claimed = claim_turn(tx, session_id, owner)
+    if claimed is None:
+        return None
+    turn, message = claimed
+    return Claim(
+        turn, message, window(tx, session_id, history), pending_context(tx, session_id, turn.turn_id)
+    )
+
+
+def accept_and_claim(
+    tx: Tx,
+    session_id: str,
+    turn_id: str,
+    body: str,
+    initiator: Initiator,
+    initiator_id: str | None,
+    history: int,
+    owner: str,
+    key: str | None,
+) -> tuple[TurnRecord, Claim | None]:
+    turn = accept(tx, session_id, turn_id, body, initiator, initiator_id, key)
+    if turn.turn_id != turn_id:  # an earlier request with this key made the turn
+        return turn, None
+    others = (
+        "SELECT 1 FROM turns WHERE session_id = ? AND status IN ('queued', 'running') AND id <> ? LIMIT 1"
+    )
+    if tx.one(others, (session_id, turn_id)) is not None:
+        return turn, None
+    return turn, claim_next(tx, session_id, history, owner)
+
+
+def finish_turn(
+    tx: Tx,
+    turn_id: str,
+    status: TurnStatus,
+    error: str | None,
+    deny: str | None,
+    bodies: Sequence[tuple[Message, str]],
+    consumed: Sequence[int],
+    trace: Sequence[TraceRecord],
+) -> TurnRecord:
+    turn = require_turn(tx, turn_id, lock=True)
+    touch(tx, turn.session_id)
+    if turn.status in FINAL:
+        raise StoreError(f"turn {turn_id!r} already finished ({turn.status})")
+    reply_id = None
+    for message, body in bodies:
+        reply_id = insert_message(tx, turn.session_id, message, body, turn_id, False).id
+    if status != "completed":
+        reply_id = None
+    tx.run(
+        "UPDATE turns SET status = ?, error = ?, finished_at = ?, deny = ?, reply_id = ? WHERE id = ?",
+        (status, error, tx.now, deny, reply_id, turn_id),
+    )
+    if consumed:
+        tx.many(
+            "UPDATE context SET consumed_by = ? WHERE id = ? AND session_id = ? AND consumed_by IS NULL",
+            [(turn_id, item, turn.session_id) for item in consumed],
+        )
+    insert_trace(tx, trace)
+    tx.dialect.notify(tx, f"finished:{turn_id}")
+    return attrs.evolve(turn, status=status, error=error, finished_at=tx.now)
+
+
+def get_turn(tx: Tx, turn_id: str) -> TurnRecord | None:
+    row = tx.one(f"SELECT {rows.TURN_COLUMNS} FROM turns WHERE id = ?", (turn_id,))
+    return None if row is None else rows.turn(row)
+
+
+def turns(tx: Tx, session_id: str) -> list[TurnRecord]:
+    found = tx.all(
+        f"SELECT {rows.TURN_COLUMNS} FROM turns WHERE session_id = ? ORDER BY number", (session_id,)
+    )
+    if not found and tx.one("SELECT 1 FROM sessions WHERE id = ?", (session_id,)) is None:
+        raise StoreError(f"unknown session {session_id!r}")
+    return [rows.turn(row) for row in found]
+
+
+def queued(tx: Tx, session_id: str) -> list[tuple[TurnRecord, Message]]:
+    """The session's queued turns in the order they will run, with their inbound messages."""
+    found = tx.all(
+        f"SELECT {rows.TURN_COLUMNS}, inbound, message_id FROM turns"
+        " WHERE session_id = ? AND status = 'queued' ORDER BY rerun_of IS NULL, number",
+        (session_id,),
+    )
+    result = []
+    for row in found:
+        turn, inbound, message_id = rows.turn(row[:-2]), row[-2], row[-1]
+        if inbound is None:  # a re-run: its message is in the history already
+            body = tx.one("SELECT body FROM messages WHERE id = ?", (message_id,))[0]
+            message = tx.cache.get(message_id, body, session_id)
+        else:
+            message = rows.parse_message(inbound, f"inbound message of turn {turn.turn_id!r}")
+        result.append((turn, message))
+    return result
+
+
+def claimable_sessions(tx: Tx, agent_id: str) -> list[str]:
+    """Sessions of ``agent_id`` holding queued turns and running none, the longest-waiting first."""
+    found = tx.all(
+        "SELECT t.session_id FROM turns t JOIN sessions s ON s.id = t.session_id"
+        " WHERE t.status = 'queued' AND s.agent_id = ?"
+        " AND NOT EXISTS (SELECT 1 FROM turns r WHERE r.session_id = t.session_id AND r.status = 'running')"
+        " GROUP BY t.session_id ORDER BY MIN(t.queued_at), t.session_id",
+        (agent_id,),
+    )
+    return [row[0] for row in found]
+
+
+def outcomes(tx: Tx, turn_ids: Sequence[str]) -> list[TurnOutcome]:
+    """Where each of ``turn_ids`` stands: its record, and how it ended once it has.
+
+    ``busy`` says whether a turn of the session is running (a queued turn
+    whose session is idle can be claimed now).
+    """
+    found: list[TurnOutcome] = []
+    for turn_id in turn_ids:
+        row = tx.one(
+            f"SELECT {rows.TURN_COLUMNS}, deny, reply_id,"
+            " EXISTS (SELECT 1 FROM turns r WHERE r.session_id = turns.session_id AND r.status = 'running'),"
+            " (SELECT r.id FROM turns r WHERE r.rerun_of = turns.id)"
+            " FROM turns WHERE id = ?",
+            (turn_id,),
+        )
+        if row is None:
+            continue
+        turn, deny, reply_id, busy, rerun = rows.turn(row[:-4]), row[-4], row[-3], bool(row[-2]), row[-1]
+        reply = None
+        if reply_id is not None:
+            body = tx.one("SELECT body FROM messages WHERE id = ?", (reply_id,))[0]
+            reply = tx.cache.get(reply_id, body, turn.session_id)
+        found.append(TurnOutcome(turn, reply, _deny(deny), busy, rerun))
+    return found
+
+
+def _deny(text: str | None) -> Deny | None:
+    return None if text is None else from_json(text, Deny)
+
+
+def forget_keys(tx: Tx, before: float) -> int:
+    """Drop idempotency keys stored before ``before``; how many went."""
+    return tx.run("DELETE FROM idempotency WHERE created_at < ?", (before,)).rowcount
