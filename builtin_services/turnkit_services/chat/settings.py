@@ -40,6 +40,14 @@ class TelegramSettings:
     ``poll_timeout`` is how long, in seconds, one ``getUpdates`` call waits
     for updates (long polling); ``retry_delay`` is how long to wait, in
     seconds, before retrying after a network error or a Bot API server error.
+
+    Several workers (``turnkit serve`` processes on one store) may run the
+    same bot; one at a time polls it, holding a lease in the store that it
+    renews every ``leader_ttl / 3`` seconds, while the others try to take
+    it as often. ``leader_ttl`` is how long, in seconds, the lease outlives
+    its holder's last renewal: a worker that dies is replaced within
+    ``leader_ttl * 4 / 3`` seconds, one that stops within ``leader_ttl / 3``.
+    It must exceed the clock skew between the workers' machines.
     """
 
     token: str | None = None
@@ -49,6 +57,7 @@ class TelegramSettings:
     )
     poll_timeout: int = attrs.field(default=30, validator=attrs.validators.ge(1))
     retry_delay: float = attrs.field(default=2.0, validator=attrs.validators.gt(0))
+    leader_ttl: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen

@@ -22,6 +22,25 @@ reply is sent as soon as the session has it (the turn completed after the
 channel stopped, or the orchestrator re-runs the interrupted turn at
 start). A reply is sent twice only if the process dies between
 ``sendMessage`` and deleting the pending record.
+
+Several workers (``turnkit serve`` processes on one store) may run the same
+bot, but Telegram serves one poller per bot, and two would answer the same
+updates. So a worker polls only while it holds the bot's lease
+(:class:`~turnkit_services.leader.LeaderLease`, key
+``telegram-poller:<bot id>`` in the chat storage's ``leases`` collection);
+the others stand by, trying to take it every ``leader_ttl / 3`` seconds.
+The leader renews it as often. A leader that loses it (another worker took
+it over, or the store failed its renewals until too little of it was left)
+stops at once: the ``getUpdates`` in flight is cancelled, a batch already
+fetched is still stored (not answered), and the chat workers are
+cancelled, as at a stop. Whoever leads next takes up the pending updates
+as after a restart. The old leader must stop answering, not just polling:
+the take-up cannot tell an update a live worker is still answering from
+one a dead worker left, and both would send the reply (or run the message
+twice). So a reply is sent twice only if a worker dies, or loses the
+lease, between ``sendMessage`` and deleting the pending record. A clean
+stop releases the lease, so that a standby takes over at its next try; a
+worker that dies without releasing it is replaced once the lease expires.
 """
 
 from __future__ import annotations
@@ -36,6 +55,7 @@ import attrs
 import httpx
 from turnkit_hookspecs import ChannelMessage, Message, Principal
 
+from ..leader import LeaderLease
 from .channel import Channel, split_text
 from .service import CHAT_METADATA, chat_key
 from .settings import TelegramSettings
@@ -58,6 +78,9 @@ RERUN_WAIT = 600.0
 RERUN_POLL = 0.2
 #: What a chat reads after ``/new``.
 NEW_SESSION_REPLY = "Started a new conversation."
+#: The chat storage collection of leases, and the prefix of the bot's lease key (``<prefix>:<bot id>``).
+LEASES = "leases"
+POLLER_LEASE = "telegram-poller"
 
 
 class TelegramError(Exception):
@@ -134,6 +157,12 @@ class TelegramChannel(Channel):
         self._queues: dict[str, deque[tuple[ChannelMessage, bool]]] = {}
         self._workers: set[asyncio.Task[None]] = set()
         self._typing: dict[str, asyncio.Task[None]] = {}
+        #: Who polls the bot; made once the bot's id is known.
+        self.lease: LeaderLease | None = None
+        #: Whether this worker polls now (it holds the lease and has not lost it).
+        self._leading = False
+        #: The ``getUpdates`` call in flight, cancelled when the lease is lost.
+        self._fetch: asyncio.Task[Any] | None = None
 
     @property
     def api(self) -> BotApi:
@@ -145,7 +174,11 @@ class TelegramChannel(Channel):
     # ------------------------------------------------------------------ receiving
 
     async def run(self) -> None:
-        """Poll and answer until cancelled; a refused bot token ends it with :class:`TelegramError`."""
+        """Poll and answer (or stand by) until cancelled; a refused token ends it with :class:`TelegramError`.
+
+        The Bot API client is there from the start, standing by too, so that
+        ``chat.deliver`` sends from every worker.
+        """
         token = self._token()
         hide = _HideToken(token)
         httpx_log = logging.getLogger("httpx")
@@ -154,16 +187,21 @@ class TelegramChannel(Channel):
         try:
             me = await self._call("getMe")
             self._bot_id, self._username = str(me["id"]), str(me.get("username") or "")
-            self.log.info("telegram: bot @%s polls %s", self._username, self.settings.base_url)
-            await self._poll(await self._take_up())
+            self.lease = LeaderLease(
+                self.chat.storage,
+                f"{POLLER_LEASE}:{self._bot_id}",
+                ttl=self.settings.leader_ttl,
+                collection=LEASES,
+            )
+            while True:
+                await self._stand_by(self.lease)
+                await self._lead(self.lease)
         except TelegramError as exc:
             self.log.error("telegram: %s", exc)
             raise
         finally:
-            tasks = [*self._workers, *self._typing.values()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._stop_answering()
+            await self._release()
             await self._api.aclose()
             self._api = None
             httpx_log.removeFilter(hide)
@@ -176,6 +214,110 @@ class TelegramChannel(Channel):
                 f" {self.settings.token_env}"
             )
         return token
+
+    # ------------------------------------------------------------------ leading
+
+    async def _stand_by(self, lease: LeaderLease) -> None:
+        """Return once this worker holds the bot's lease, trying every ``renew_every`` seconds."""
+        told = False
+        while True:
+            try:
+                if await lease.acquire():
+                    return
+                if not told:
+                    self.log.info(
+                        "telegram: bot @%s is polled by worker %s; worker %s stands by",
+                        self._username,
+                        await lease.holder(),
+                        lease.owner,
+                    )
+                    told = True
+            except Exception as exc:  # the store: try again, as a standby would anyway
+                self.log.warning(
+                    "telegram: taking the lease of bot @%s failed (%r); retrying", self._username, exc
+                )
+            await asyncio.sleep(lease.renew_every)
+
+    async def _lead(self, lease: LeaderLease) -> None:
+        """Take up, poll and answer while ``lease`` is held; once it is lost, stop answering and return."""
+        self.log.info(
+            "telegram: worker %s leads bot @%s: it polls %s",
+            lease.owner,
+            self._username,
+            self.settings.base_url,
+        )
+        self._leading = True
+        poller = asyncio.create_task(self._take_up_and_poll(), name=f"telegram poller @{self._username}")
+        keeper = asyncio.create_task(self._keep(lease), name=f"telegram lease @{self._username}")
+        try:
+            await asyncio.wait([poller, keeper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._leading = False
+            keeper.cancel()
+            if self._fetch is not None:  # stop polling now; a batch being stored is stored
+                self._fetch.cancel()
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():  # a stop: the poller ends at once
+                poller.cancel()
+            await asyncio.gather(poller, keeper, return_exceptions=True)
+        error = poller.exception() if not poller.cancelled() else None
+        if error is not None:
+            raise error
+        why = keeper.result() if not keeper.cancelled() else "?"
+        await self._stop_answering()
+        self.log.info(
+            "telegram: worker %s lost the lease of bot @%s (%s); it stands by",
+            lease.owner,
+            self._username,
+            why,
+        )
+
+    async def _keep(self, lease: LeaderLease) -> str:
+        """Renew ``lease`` every ``renew_every`` seconds; return why it was lost.
+
+        A renewal the store fails is retried; the lease is given up when too
+        little of it is left to try again, before a standby can take it.
+        """
+        while True:
+            await asyncio.sleep(lease.renew_every)
+            try:
+                if await lease.renew():
+                    continue
+                return "another worker took it"
+            except Exception as exc:
+                if lease.remaining <= lease.renew_every:
+                    return f"it could not be renewed in time: {exc!r}"
+                self.log.warning(
+                    "telegram: renewing the lease of bot @%s failed (%r); retrying", self._username, exc
+                )
+
+    async def _release(self) -> None:
+        """Give the lease up on a stop, so that a standby worker takes over at its next try."""
+        lease = self.lease
+        if lease is None or lease.expires is None:
+            return
+        try:
+            if await lease.release():
+                self.log.info(
+                    "telegram: worker %s released the lease of bot @%s", lease.owner, self._username
+                )
+        except Exception as exc:  # it expires on its own
+            self.log.warning("telegram: releasing the lease of bot @%s failed (%r)", self._username, exc)
+
+    async def _stop_answering(self) -> None:
+        """Cancel the chat workers; their updates stay pending for whoever leads next."""
+        tasks = [*self._workers, *self._typing.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # A worker cancelled before it ran never reached its ``finally``.
+        self._queues.clear()
+        self._typing.clear()
+
+    async def _take_up_and_poll(self) -> None:
+        await self._poll(await self._take_up())
+
+    # ------------------------------------------------------------------ polling
 
     async def _take_up(self) -> int:
         """Queue the updates a stop or crash left unanswered; return the offset to poll from."""
@@ -193,11 +335,21 @@ class TelegramChannel(Channel):
         return offset
 
     async def _poll(self, offset: int) -> None:
+        """Fetch, store and queue batches while leading (a lost lease cancels the call in flight)."""
         storage = self.chat.storage
         timeout = self.settings.poll_timeout
-        while True:
+        while self._leading:
             params = {"offset": offset, "timeout": timeout}
-            updates = await self._call("getUpdates", params, timeout=timeout + POLL_SLACK)
+            self._fetch = asyncio.create_task(self._call("getUpdates", params, timeout=timeout + POLL_SLACK))
+            try:
+                updates = await self._fetch
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if self._leading or (current is not None and current.cancelling()):
+                    raise
+                return  # the lease was lost: only the call was cancelled
+            finally:
+                self._fetch = None
             if not updates:
                 continue
             taken = []
@@ -213,6 +365,8 @@ class TelegramChannel(Channel):
                 taken.append(update)
             offset = max(offset, max(int(u["update_id"]) for u in updates) + 1)
             await storage.put(STATE, self._state_key, {"offset": offset})
+            if not self._leading:  # lost while storing: the next leader takes the batch up
+                return
             for update in taken:
                 self._queue(self._inbound(update), taken_up=False)
 
