@@ -192,5 +192,7 @@ def _call(ctx: click.Context, action: str, payload: dict[str, Any]) -> None:
 async def _invoke(config_path: str | None, action: str, payload: dict[str, Any]) -> ActionResult:
     from .agent import Agent
 
-    async with Agent(config_path) as agent:
+    # An action that only reads (task list) must leave other processes' work alone: the agent
+    # takes a lease and recovers nothing unless the action starts a turn.
+    async with Agent(config_path, resume=False) as agent:
         return await agent.invoke(action, payload)

@@ -38,15 +38,24 @@ def _run(ctx: click.Context, work: Callable[..., Coroutine[Any, Any, T]], *args:
     "--session", "session_id", help="Continue this session (created if absent); default: a new one."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the session, the turn and the reply as JSON.")
+@click.option(
+    "--idempotency-key",
+    "key",
+    help="Safe retries: a second send with this key (and the same --session) runs nothing new and"
+    " prints the first one's reply.",
+)
 @click.pass_context
-def send(ctx: click.Context, text: str, session_id: str | None, as_json: bool) -> None:
+def send(ctx: click.Context, text: str, session_id: str | None, as_json: bool, key: str | None) -> None:
     """Send TEXT to the agent as one turn and print the reply.
 
     A new session's id is printed on stderr, so that the reply alone goes to
     stdout; pass it to --session to continue. Exits 1 when the turn failed
-    and 2 when a guard denied it.
+    and 2 when a guard denied it. While `turnkit serve` runs on the same
+    store, either process may run the turn; the reply comes here once.
     """
-    result = _run(ctx, _send, text, session_id)
+    if key is not None and session_id is None:
+        raise click.UsageError("--idempotency-key needs --session: a retry must name the session it retries")
+    result = _run(ctx, _send, text, session_id, key)
     turn = result.turn
     if as_json:
         from turnkit_hookspecs import unstructure
@@ -66,11 +75,12 @@ def send(ctx: click.Context, text: str, session_id: str | None, as_json: bool) -
         sys.exit(1)
 
 
-async def _send(config_path: str | None, text: str, session_id: str | None) -> Any:
+async def _send(config_path: str | None, text: str, session_id: str | None, key: str | None) -> Any:
     from .agent import Agent
 
-    async with Agent(config_path) as agent:
-        return await agent.send(text, session_id)
+    # resume=False: this process runs its own turn (and what nobody runs), never a live process's
+    async with Agent(config_path, resume=False) as agent:
+        return await agent.send(text, session_id, idempotency_key=key)
 
 
 @click.group()
