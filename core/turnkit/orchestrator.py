@@ -95,6 +95,8 @@ class SessionOrchestrator:
         self._listeners: dict[str, ChunkListener] = {}
         self._idle: dict[str, asyncio.Event] = {}
         self._housekeeping: asyncio.Task[None] | None = None
+        #: Set (and replaced) whenever the store says another process committed something.
+        self._change = asyncio.Event()
         self._active = False
         self._sweeping = False
         self._closing = False
@@ -199,6 +201,9 @@ class SessionOrchestrator:
             try:
                 due = min(next_beat, next_inbox) if self._sweeping else next_beat
                 changed = await self.store.changed(max(0.0, due - loop.time()))
+                if changed:  # the one reader of store.changed(): others wait on self._change
+                    self._change.set()
+                    self._change = asyncio.Event()
                 if self._remote and (changed or loop.time() >= due):
                     await self.check_remote()
                 now = loop.time()
@@ -324,9 +329,22 @@ class SessionOrchestrator:
         return await self.store.queued_turns(session_id)
 
     async def settle(self, session_id: str) -> None:
-        """Wait until this process runs no turn of ``session_id`` and has none queued for it."""
-        while session_id in self._workers:
-            await self._idle.setdefault(session_id, asyncio.Event()).wait()
+        """Wait until no turn of ``session_id`` is queued or running, in this process or any other.
+
+        A merge waits here for its child's turns, which another worker's
+        sweep may have picked up.
+        """
+        while True:
+            while session_id in self._workers:
+                await self._idle.setdefault(session_id, asyncio.Event()).wait()
+            pending = [t for t in await self.store.turns(session_id) if t.status in ("queued", "running")]
+            if not pending:
+                return
+            if session_id not in self._workers and not any(t.status == "running" for t in pending):
+                self.schedule(session_id)  # queued and nobody runs it: run it here
+                continue
+            with contextlib.suppress(TimeoutError):  # look again on a change, or now and then
+                await asyncio.wait_for(self._change.wait(), self.config.store.heartbeat)
 
     def schedule(self, session_id: str, claim: Claim | None = None) -> None:
         """Make sure a worker runs the session's queued turns (starting with ``claim``, if given)."""

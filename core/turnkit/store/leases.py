@@ -21,7 +21,7 @@ from ..ids import new_id
 from . import rows
 from .audit import audit
 from .records import OwnerRecord, Takeover
-from .sessions import json_text
+from .sessions import json_text, touch
 from .turns import insert_turn
 from .tx import Tx
 
@@ -89,6 +89,7 @@ def take_over(tx: Tx, agent_id: str, owner: str, policy: str) -> list[Takeover]:
         if turn.rerun_of is not None:  # the re-run was interrupted too: once is the limit
             chosen = "report"
         elif policy == "rerun":
+            touch(tx, turn.session_id)  # the session's lock: its turns are numbered one at a time
             inbound = tx.one("SELECT message_id, inbound FROM turns WHERE id = ?", (turn.turn_id,))
             rerun = insert_turn(
                 tx, new_id(), turn.session_id, turn.initiator, turn.initiator_id, tuple(inbound), turn.turn_id
