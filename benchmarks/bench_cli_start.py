@@ -1,4 +1,4 @@
-"""Cold start of ``turnkit --help`` against ``pytest --version`` (DESIGN §7).
+"""Cold start of ``turnkit --help`` against ``pytest --version`` (see docs/architecture.md, "Bars").
 
 Run: ``python benchmarks/bench_cli_start.py``. Both commands are started as
 fresh processes the same number of times, interleaved so that the machine's

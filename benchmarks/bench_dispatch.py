@@ -7,7 +7,7 @@ implementation objects: the baseline is ``pm.hook.<point>(**kwargs)`` on a
 bare pluggy ``PluginManager`` (for async implementations: that call, then
 awaiting each returned coroutine in turn). Ours is the kind-aware dispatcher
 with tracing on. The printed ratio is ours / pluggy's time per dispatch; the
-bar (DESIGN §7) is ratio <= 1.0 with 10 sync implementations.
+bar (docs/architecture.md, "Bars") is ratio <= 1.0 with 10 sync implementations.
 
 Effects are started in the background by design, so two ratios are shown:
 the caller's cost (``effect()`` returning) and the cost until every

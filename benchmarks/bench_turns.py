@@ -9,7 +9,7 @@ Run: ``python benchmarks/bench_turns.py`` (``--quick`` for a shorter run).
   echo model and 10 trivial plugins spread over the turn points (guard,
   pipelines, effects, a resolve answering ``None``). Reported: turns per
   second in one session, and across 100 sessions driven concurrently; the
-  ratio is ours / floor time per turn (the bar, DESIGN §7, is <= 3).
+  ratio is ours / floor time per turn (the bar, docs/architecture.md, "Bars", is <= 3).
 * **Flatness**: the mean turn time over turns 10-110 and over the last 100
   of a 2,000-turn session.
 * **Prompt assembly**: the time to assemble the next prompt (store window,

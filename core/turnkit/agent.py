@@ -62,9 +62,10 @@ class Agent:
         With ``resume`` (the default) the agent runs turns from the start:
         it takes over what processes whose lease ran out left running,
         resumes queued turns and reads its inbox, then keeps doing so. With
-        ``resume=False`` (commands that may not run a turn at all) it does
-        none of that until it is asked to run a turn, and then only runs
-        what it is asked to and what nobody runs."""
+        ``resume=False`` (one-off commands: ``turnkit send``, service
+        actions) it does none of that until it is asked to run a turn; it
+        then takes a lease and recovers once, and afterwards only keeps its
+        lease and hears about the turns it waits for."""
         self.env: Mapping[str, str] = dict(os.environ if env is None else env)
         self.config = config if isinstance(config, Config) else load_config(config, self.env)
         self.id = self.config.agent.id

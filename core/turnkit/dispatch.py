@@ -1,4 +1,4 @@
-"""Kind-aware dispatch of extension points (DESIGN §3).
+"""Kind-aware dispatch of extension points (docs/architecture.md, "The four kinds").
 
 One coroutine per kind. Implementations may be ``def`` or ``async def``;
 coroutines are awaited one at a time, in call order, which pluggy's own

@@ -50,8 +50,9 @@ SIGNATURE_WIDTH = 110
 
 _DEFAULTS = PluginsConfig()
 
-#: What the dispatcher does with each kind's results and failures (DESIGN §3, as dispatch.py and
-#: rules.py implement it). One text per kind: every page of that kind shows it.
+#: What the dispatcher does with each kind's results and failures (as dispatch.py and rules.py
+#: implement it; docs/architecture.md, "The four kinds", has them as a table). One text per kind:
+#: every page of that kind shows it.
 KIND_RULES: dict[Kind, str] = {
     Kind.GUARD: textwrap.dedent(
         """\
@@ -228,6 +229,8 @@ def _index(groups: Sequence[Group], names: set[str]) -> str:
         "(`from turnkit_hookspecs import hookimpl`), taking any subset of the point's arguments.",
         "[Ordering rules](../ordering.md) says in which order several implementations run;",
         "`turnkit hooks POINT` shows that order for the plugins installed.",
+        "[The architecture](../architecture.md) sets out the four kinds' rules and what a turn",
+        "guarantees around its points.",
         "",
         "Points are grouped by the module declaring them. Within a group they are listed in the order",
         "they fire, as that module's docstring states it; a group without a stated order (its points",

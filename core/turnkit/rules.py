@@ -1,8 +1,9 @@
 """What each kind does with an answer, a failure, and running out of implementations.
 
-This is DESIGN §3's table as code; the dispatcher's single call loop asks
-these rules only when an implementation returns something other than
-``None`` or raises, so the common path (``None``) never leaves the loop.
+This is the table of docs/architecture.md, "The four kinds", as code; the
+dispatcher's single call loop asks these rules only when an implementation
+returns something other than ``None`` or raises, so the common path
+(``None``) never leaves the loop.
 ``marks`` collects the trace outcomes that are not ``ok``, by call index.
 """
 

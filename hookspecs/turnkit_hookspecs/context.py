@@ -68,7 +68,7 @@ class ReplyStream(Protocol):
 
 @runtime_checkable
 class Dispatch(Protocol):
-    """One call per extension point kind (DESIGN §3)."""
+    """One call per extension point kind."""
 
     async def guard(self, point: str, /, **kwargs: Any) -> Deny | None:
         """Run a guard point; the first ``Deny`` (or a failing implementation) stops."""
@@ -253,7 +253,7 @@ class Storage(Protocol):
 
 @runtime_checkable
 class ExecutionContext(Protocol):
-    """The capability surface handed to services (DESIGN §1)."""
+    """The capability surface handed to services."""
 
     @property
     def agent_id(self) -> str:

@@ -2,7 +2,8 @@
 
 A hookspec is declared with exactly one kind decorator. The decorator applies
 pluggy's ``hookspec`` marker and records a :class:`PointKind` on the function,
-which the runtime reads to choose the dispatch rule (see DESIGN §3):
+which the runtime reads to choose the dispatch rule (the full rules are in
+docs/architecture.md, "The four kinds"):
 
 * ``guard``    -- in order; the first :class:`~turnkit_hookspecs.model.Deny` stops.
 * ``pipeline`` -- one argument is threaded through every implementation.

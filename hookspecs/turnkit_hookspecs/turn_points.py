@@ -1,4 +1,4 @@
-"""Extension points fired around every session turn (DESIGN §4).
+"""Extension points fired around every session turn.
 
 Order within a turn: ``turn_authorize`` → ``turn_inbound`` → prompt assembly
 → ``turn_prompt`` → ``turn_reply`` (tool calls pass ``tool_authorize``) →

@@ -1,4 +1,7 @@
-"""Crash recovery (DESIGN §4.1, §4.4): a process killed mid-turn loses nothing and doubles nothing.
+"""Crash recovery: a process killed mid-turn loses nothing and doubles nothing.
+
+See docs/architecture.md, "A turn" (the message is stored first; interrupted
+turns are found and marked).
 
 ``crash_agent.py`` runs in a subprocess on a SQLite file: one message is
 answered, then a turn blocks inside ``turn_prompt`` with two more messages

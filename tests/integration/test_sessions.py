@@ -1,8 +1,9 @@
 """Sessions and turns through a real agent: FIFO per session, parallel sessions, recovery policy.
 
-DESIGN §4: the inbound message is stored first, one turn at a time per
-session in FIFO order, many sessions in parallel, and a turn a crash
-interrupted is found at restart and marked, never dropped or duplicated.
+What docs/architecture.md, "A turn", promises: the inbound message is
+stored first, one turn at a time per session in FIFO order, many sessions
+in parallel, and a turn a crash interrupted is found at restart and marked,
+never dropped or duplicated.
 (The crash itself — a killed process — is tested elsewhere; here the
 crash's state is made through the store API before the agent starts.)
 """

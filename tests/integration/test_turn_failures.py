@@ -1,4 +1,6 @@
-"""A plugin failing in each kind of point gives DESIGN §3's outcome for the turn.
+"""A plugin failing in each kind of point gives its kind's outcome for the turn.
+
+See docs/architecture.md, "The four kinds" and "A turn":
 
 guard → the turn is ``denied`` (fail closed) naming the plugin; pipeline and
 resolve → the turn ``failed`` naming the plugin; effect → the turn completes

@@ -1,4 +1,4 @@
-"""The dispatcher follows DESIGN §3's table for each kind, with real plugins."""
+"""The dispatcher follows each kind's rules (docs/architecture.md, "The four kinds"), with real plugins."""
 
 from __future__ import annotations
 

@@ -244,8 +244,9 @@ class Store(abc.ABC):
         ``running`` (setting ``started_at``), append its inbound message to
         the history unless it is already there (a re-run), record that
         message's id as the turn's ``message_id``, and return the turn with
-        its inbound message; otherwise ``None``. This is the per-session
-        lease: at most one running turn per session."""
+        its inbound message; otherwise ``None``. The turn names this
+        instance's :attr:`owner`. At most one turn per session runs at a
+        time, whichever process claimed it."""
 
     @abc.abstractmethod
     async def claim_next(self, session_id: str, history: int) -> Claim | None:

@@ -54,7 +54,7 @@ class PostgresStore(SQLStore):
         connect_timeout: int = 10,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``poll`` bounds how long :meth:`changed` trusts a broken listening connection."""
+        """``poll``: the first delay before a lost listening connection reconnects (doubling, to 5 s)."""
         super().__init__(clock)
         self._dsn = url
         self._pool_size = pool_size

@@ -29,7 +29,8 @@ FINAL = ("completed", "denied", "failed", "interrupted")
 
 
 def require_turn(tx: Tx, turn_id: str, *, lock: bool = False) -> TurnRecord:
-    """The turn; with ``lock``, its row is locked until commit (a takeover must wait for a finish)."""
+    """The turn; with ``lock``, its row is locked until commit, so that a takeover (which skips
+    locked turns) never interrupts a turn whose result is being committed."""
     suffix = tx.dialect.for_update if lock else ""
     row = tx.one(f"SELECT {rows.TURN_COLUMNS} FROM turns WHERE id = ?{suffix}", (turn_id,))
     if row is None:
