@@ -7,12 +7,15 @@ leaves neither a process nor a directory behind.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
+from turnkit.store.migrations import SCHEMA_VERSION
+from turnkit.store.postgres import PostgresStore
 
 from tests.support.postgres import HOST, SUPERUSER, PostgresServer, database_name
 
@@ -142,3 +145,14 @@ def test_stop_removes_server_and_directory(postgres_server: PostgresServer) -> N
     assert _refuses(HOST, port)
     assert not _running(pid)
     server.stop()  # idempotent
+
+
+async def test_workers_opening_a_new_database_together_migrate_it_once(postgres_url: str) -> None:
+    """Several stores opening one fresh database at the same moment: one creates the schema."""
+    stores = [PostgresStore(postgres_url, pool_size=2) for _ in range(4)]
+    try:
+        await asyncio.gather(*(store.open() for store in stores))
+        assert {await store.schema_version() for store in stores} == {SCHEMA_VERSION}
+    finally:
+        for store in stores:
+            await store.close()

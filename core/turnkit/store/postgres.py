@@ -200,23 +200,30 @@ class PostgresStore(SQLStore):
             raise StoreError(f"{self.url}: {exc}") from exc
 
     def _migrate(self, conn: Any, target: int) -> None:
-        """Apply the missing migrations up to ``target``, each in its own transaction."""
-        current = _version(conn)
-        if current > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.url} has schema version {current}, newer than this turnkit knows"
-                f" ({SCHEMA_VERSION}); upgrade turnkit to open it"
-            )
-        for version in range(current + 1, target + 1):
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                if _version(conn) < version:  # another worker may have migrated meanwhile
+        """Apply the missing migrations up to ``target``, each in its own transaction.
+
+        Workers started together on a new database queue up on an advisory
+        lock held for the whole migration, and each reads the version only
+        once it holds it, so exactly one of them creates the schema.
+        """
+        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            current = _version(conn)
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.url} has schema version {current}, newer than this turnkit knows"
+                    f" ({SCHEMA_VERSION}); upgrade turnkit to open it"
+                )
+            for version in range(current + 1, target + 1):
+                with conn.transaction():
                     for statement in statements(version, "postgresql"):
                         conn.execute(statement)
                     conn.execute(
                         "INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)",
                         (version, self._clock()),
                     )
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None
@@ -239,7 +246,13 @@ class PostgresStore(SQLStore):
 
 def _version(conn: Any) -> int:
     """The database's schema version; 0 for a database turnkit never touched."""
-    if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+    # pg_class, not to_regclass(): the latter answers from a cache that may predate another
+    # worker's just-committed migration.
+    found = conn.execute(
+        "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relname = 'schema_version' AND n.nspname = current_schema()"
+    ).fetchone()
+    if found is None:
         return 0
     version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
     return int(version or 0)
