@@ -7,6 +7,8 @@ transactions later and one of ``10_000`` lasts the whole test.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from turnkit.errors import IdempotencyKeyReused, StoreError
 from turnkit.store import Store
@@ -189,8 +191,22 @@ async def test_queued_turns_come_in_running_order_with_their_messages(connect: C
 
 async def test_changed_hears_another_connections_commit(connect: Connect) -> None:
     watcher, writer = await connect(), await connect()
-    await watcher.changed(0.01)  # the first look sets where "changed" counts from
-    assert not await watcher.changed(0.05)
+    while await watcher.changed(0.3):  # the first looks set where "changed" counts from
+        pass
     await new_session(writer)
     await writer.accept("s1", "t1", user("hi"), "user")
     assert await watcher.changed(2.0)
+
+
+async def test_one_key_racing_into_two_sessions_is_refused_as_reused(connect: Connect) -> None:
+    one, two = await connect(), await connect()
+    await new_session(one, agent_id="me")
+    await new_session(one, "s2", agent_id="me")
+    found = await asyncio.gather(
+        one.accept("s1", "t1", user("pay"), "user", idempotency_key="k"),
+        two.accept("s2", "t2", user("pay"), "user", idempotency_key="k"),
+        return_exceptions=True,
+    )
+    [error] = [f for f in found if isinstance(f, BaseException)]
+    assert isinstance(error, IdempotencyKeyReused), error
+    assert len(await one.turns("s1")) + len(await one.turns("s2")) == 1

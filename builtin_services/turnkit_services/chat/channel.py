@@ -53,9 +53,18 @@ class ChatPath(Protocol):
         """The agent's execution context (sessions, plugins, storage)."""
 
     async def handle(
-        self, inbound: ChannelMessage, channel: Channel, stream: ChunkListener | None = None
+        self,
+        inbound: ChannelMessage,
+        channel: Channel,
+        stream: ChunkListener | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> ChatOutcome:
-        """Run ``inbound`` through the chat points and a turn, deliver the reply, return the outcome."""
+        """Run ``inbound`` through the chat points and a turn, deliver the reply, return the outcome.
+
+        With ``idempotency_key``, a message sent again with the same key
+        (a client's retry) is stored once and answered with the first one's turn.
+        """
 
     async def new_session(self, channel: str, chat_id: str, thread_id: str | None = None) -> str:
         """Start a fresh session for this chat (``/new``) and return its id."""

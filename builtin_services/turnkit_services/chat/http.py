@@ -30,7 +30,7 @@ from turnkit_hookspecs import ChannelMessage, ChunkListener
 
 from .channel import Channel, ChatOutcome, ChatPath
 from .http_api import ChatApi
-from .http_errors import ApiError, failure_message, on_api_error, on_http_exception, on_unexpected
+from .http_errors import ApiError, chat_failure, key_reused, on_api_error, on_http_exception, on_unexpected
 from .http_middleware import BearerAuth, BodyLimit
 from .openai_api import OpenAIApi
 from .settings import HttpSettings
@@ -118,9 +118,18 @@ class HttpChannel(Channel):
         It is made with the protocol ``getaddrinfo`` names (``IPPROTO_TCP``):
         asyncio disables Nagle's algorithm only on sockets that say so, and
         with it enabled every response waits for the client's delayed ACK
-        (about 40 ms on loopback).
+        (about 40 ms on loopback). With ``reuse_port`` it is marked
+        ``SO_REUSEPORT`` before binding, which every worker sharing the port
+        must do; a platform without it is refused here, when serving, so
+        that commands which only read the configuration still work there.
         """
         host, port = self.settings.host, self.settings.port
+        reuse_port = getattr(socket, "SO_REUSEPORT", None) if self.settings.reuse_port else None
+        if self.settings.reuse_port and reuse_port is None:
+            raise ValueError(
+                f"{TABLE} reuse_port: this platform ({sys.platform}) has no SO_REUSEPORT, so workers"
+                " cannot share a port here; give each its own port behind a load balancer"
+            )
         try:
             family, kind, proto, _, address = socket.getaddrinfo(
                 host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
@@ -132,6 +141,8 @@ class HttpChannel(Channel):
             try:
                 if os.name == "posix":  # rebinding right after a restart; elsewhere it means sharing
                     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if reuse_port is not None:  # workers on one port: the kernel spreads the connections
+                    listener.setsockopt(socket.SOL_SOCKET, reuse_port, 1)
                 listener.bind(address)
                 listener.listen()
             except OSError as exc:
@@ -155,21 +166,28 @@ class HttpChannel(Channel):
 
     # ------------------------------------------------------------------ turns, for the routes
 
-    async def turn(self, inbound: ChannelMessage) -> ChatOutcome:
-        """Run ``inbound`` through the chat path and wait for the outcome (a 500 if the path fails)."""
+    async def turn(self, inbound: ChannelMessage, idempotency_key: str | None = None) -> ChatOutcome:
+        """Run ``inbound`` through the chat path and wait for the outcome.
+
+        A failing path is a 500, a reused ``idempotency_key`` a 409
+        (:func:`~turnkit_services.chat.http_errors.chat_failure`).
+        """
         try:
-            return await self.chat.handle(inbound, self)
+            return await self.chat.handle(inbound, self, idempotency_key=idempotency_key)
         except Exception as exc:
             self._log_failure(exc)
-            raise ApiError(500, failure_message(exc)) from exc
+            raise chat_failure(exc) from exc
 
-    def start_turn(self, inbound: ChannelMessage, listener: ChunkListener) -> asyncio.Task[ChatOutcome]:
+    def start_turn(
+        self, inbound: ChannelMessage, listener: ChunkListener, idempotency_key: str | None = None
+    ) -> asyncio.Task[ChatOutcome]:
         """Run ``inbound`` in a task of the channel's, streaming the reply to ``listener``.
 
         The task outlives the request if its client goes away: the turn
         completes and is stored all the same, and a failure is logged.
         """
-        task = asyncio.create_task(self.chat.handle(inbound, self, stream=listener))
+        handling = self.chat.handle(inbound, self, stream=listener, idempotency_key=idempotency_key)
+        task = asyncio.create_task(handling)
         self._turns.add(task)
         task.add_done_callback(self._turn_done)
         return task
@@ -180,6 +198,10 @@ class HttpChannel(Channel):
             self._log_failure(task.exception())
 
     def _log_failure(self, exc: BaseException | None) -> None:
+        """Log a failed message; a reused idempotency key is the client's mistake: no traceback."""
+        if exc is not None and key_reused(exc):
+            self.chat.context.logger.info("HTTP channel: refused a request: %s", exc)
+            return
         self.chat.context.logger.error("HTTP channel: handling a message failed", exc_info=exc)
 
     async def _finish_turns(self) -> None:

@@ -5,6 +5,12 @@ number …), like a Telegram chat id: the chat service keeps one session per
 chat (the ``chat_session`` point, which a plugin may answer otherwise) and
 ``POST /api/chats/{chat}/sessions`` starts a fresh one. Sessions are read,
 and can be continued directly, by their ids.
+
+A request that runs a turn may carry an ``Idempotency-Key`` header: a
+client that resends it (a timeout, a dropped connection, another worker
+behind the load balancer) gets the first request's turn, never a second
+one. The retry must reach the same session, which it does by naming the
+same chat or session.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ from starlette.routing import Route
 from turnkit_hookspecs import ChannelMessage, Message, Principal, unstructure
 
 from .channel import ChatOutcome
-from .http_errors import ApiError, error_body, failure_message
-from .http_requests import read_payload
-from .http_streaming import KEEPALIVE, sse, sse_response, turn_events
+from .http_errors import ApiError, chat_failure, error_body
+from .http_requests import idempotency_key, read_payload
+from .http_streaming import KEEPALIVE, TurnEvent, first_in, sse, sse_response, turn_events
 
 if TYPE_CHECKING:
     from .http import HttpChannel
@@ -61,7 +67,8 @@ class ChatApi:
     async def post_message(self, request: Request) -> Response:
         """Run a user message as a turn of the chat's session; the reply as JSON, or as SSE."""
         chat = _chat_key(request)
-        return await self._post(chat, await _read_message(request))
+        key = idempotency_key(request)
+        return await self._post(chat, await _read_message(request), key)
 
     async def post_to_session(self, request: Request) -> Response:
         """Run a user message as a turn of a given active session, through its own chat ``session:<id>``.
@@ -71,6 +78,7 @@ class ChatApi:
         first still has the last word).
         """
         session_id = request.path_params["session_id"]
+        key = idempotency_key(request)
         info = await self.channel.chat.context.session.get(session_id)
         if info is None:
             raise ApiError(404, f"no session {session_id!r}")
@@ -79,9 +87,9 @@ class ChatApi:
         body = await _read_message(request)
         chat = f"session:{session_id}"
         await self.channel.chat.bind(self.channel.name, chat, session_id)
-        return await self._post(chat, body)
+        return await self._post(chat, body, key)
 
-    async def _post(self, chat: str, body: PostMessage) -> Response:
+    async def _post(self, chat: str, body: PostMessage, key: str | None) -> Response:
         inbound = ChannelMessage(
             channel=self.channel.name,
             chat_id=chat,
@@ -90,20 +98,35 @@ class ChatApi:
             metadata={"api": "turnkit"},
         )
         if body.stream:
-            return sse_response(self._events(chat, inbound))
-        return JSONResponse(outcome_json(chat, await self.channel.turn(inbound)))
+            events = turn_events(self.channel, inbound, key)
+            if key is not None:
+                events = await first_in(events)
+            return sse_response(self._events(chat, events))
+        return JSONResponse(outcome_json(chat, await self.channel.turn(inbound, key)))
 
-    async def _events(self, chat: str, inbound: ChannelMessage) -> AsyncIterator[str]:
+    async def _events(self, chat: str, events: AsyncIterator[TurnEvent]) -> AsyncIterator[str]:
+        """The turn's events as SSE: ``chunk``s, then ``done`` (or ``error``).
+
+        A completed turn that streamed nothing to this request (a retry's
+        turn, a turn another worker ran, a model that does not stream) sends
+        its reply as one chunk, so that the chunks joined are the reply on
+        every path.
+        """
+        streamed = False
         try:
-            async for item in turn_events(self.channel, inbound):
+            async for item in events:
                 if item is None:
                     yield KEEPALIVE
                 elif isinstance(item, ChatOutcome):
+                    if not streamed and item.status == "completed" and item.reply.text:
+                        yield sse({"text": item.reply.text}, "chunk")
                     yield sse(outcome_json(chat, item), "done")
                 else:
+                    streamed = True
                     yield sse({"text": item}, "chunk")
         except Exception as exc:
-            yield sse(error_body(500, failure_message(exc)), "error")
+            error = chat_failure(exc)
+            yield sse(error_body(error.status, error.message), "error")
 
     async def new_session(self, request: Request) -> Response:
         """Start a fresh session for the chat (its next messages go there)."""
@@ -118,14 +141,37 @@ class ChatApi:
         return JSONResponse({"sessions": [unstructure(s) for s in sessions]})
 
     async def read_session(self, request: Request) -> Response:
-        """A session and every message of its history."""
+        """A session, every message of its history, and the messages queued behind its running turn.
+
+        Queued messages are not in the history until their turn starts;
+        without them a client polling a busy session would not see what it
+        sent. They are read before the history, so that a turn starting in
+        between shows its message twice (queued, and in the history) rather
+        than nowhere.
+        """
         session_id = request.path_params["session_id"]
         access = self.channel.chat.context.session
         info = await access.get(session_id)
         if info is None:
             raise ApiError(404, f"no session {session_id!r}")
+        queued = await access.queued(session_id)
         messages = await access.history(session_id)
-        return JSONResponse({"session": unstructure(info), "messages": [unstructure(m) for m in messages]})
+        return JSONResponse(
+            {
+                "session": unstructure(info),
+                "messages": [unstructure(m) for m in messages],
+                "queued": [
+                    {
+                        "turn_id": turn.turn_id,
+                        "number": turn.number,
+                        "status": turn.status,
+                        "role": message.role,
+                        "text": message.text,
+                    }
+                    for turn, message in queued
+                ],
+            }
+        )
 
 
 def outcome_json(chat: str, outcome: ChatOutcome) -> dict[str, Any]:

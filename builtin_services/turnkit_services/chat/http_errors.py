@@ -48,6 +48,28 @@ def failure_message(exc: BaseException) -> str:
     return f"the message could not be handled: {type(exc).__name__}: {exc}"
 
 
+#: The name of the runtime's error for an idempotency key that already named a message to another
+#: session (``turnkit.errors.IdempotencyKeyReused``). Services depend on the contract, not on the
+#: runtime, so it is recognised by name, on the class or any base class.
+KEY_REUSED = "IdempotencyKeyReused"
+
+
+def key_reused(exc: BaseException) -> bool:
+    """Whether ``exc`` is the runtime's refusal of an idempotency key used for another session."""
+    return any(cls.__name__ == KEY_REUSED for cls in type(exc).__mro__)
+
+
+def chat_failure(exc: BaseException) -> ApiError:
+    """The error response for a chat path that raised ``exc``.
+
+    A reused idempotency key is the client's mistake, never a retry: 409,
+    saying so (the message names both sessions). Anything else is a 500.
+    """
+    if key_reused(exc):
+        return ApiError(409, f"Idempotency-Key reused for another session: {exc}")
+    return ApiError(500, failure_message(exc))
+
+
 async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette handler for :class:`ApiError` raised by a route or while reading the body."""
     assert isinstance(exc, ApiError)

@@ -3,6 +3,11 @@
 The turn runs in a task of its own, owned by the channel, and the response
 only reads what it produces: a client that goes away mid-reply stops the
 response, never the turn, whose reply is stored as usual.
+
+Chunks stream only when this process runs the turn. A retry with an
+idempotency key whose turn runs (or ran) elsewhere, or a turn another
+worker picked up, streams nothing: the reply arrives whole with the
+outcome, and the routes send it as one chunk.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from starlette.responses import StreamingResponse
 from turnkit_hookspecs import ChannelMessage
 
 from .channel import ChatOutcome
+from .http_errors import chat_failure, key_reused
 
 if TYPE_CHECKING:
     from .http import HttpChannel
@@ -30,8 +36,10 @@ KEEPALIVE = ": keep-alive\n\n"
 TurnEvent = str | ChatOutcome | None
 
 
-async def turn_events(channel: HttpChannel, inbound: ChannelMessage) -> AsyncIterator[TurnEvent]:
-    """Run ``inbound`` and yield each chunk of the reply as it comes, then the outcome.
+async def turn_events(
+    channel: HttpChannel, inbound: ChannelMessage, idempotency_key: str | None = None
+) -> AsyncIterator[TurnEvent]:
+    """Run ``inbound`` (with ``idempotency_key``) and yield each chunk of the reply, then the outcome.
 
     ``None`` is yielded after :data:`KEEPALIVE_SECONDS` without a chunk (a
     slow model), for the caller to send :data:`KEEPALIVE`. The chunks are
@@ -45,7 +53,7 @@ async def turn_events(channel: HttpChannel, inbound: ChannelMessage) -> AsyncIte
     async def listener(text: str) -> None:
         chunks.put_nowait(text)
 
-    task = channel.start_turn(inbound, listener)
+    task = channel.start_turn(inbound, listener, idempotency_key)
     task.add_done_callback(lambda _: chunks.put_nowait(None))
     while True:
         try:
@@ -58,6 +66,37 @@ async def turn_events(channel: HttpChannel, inbound: ChannelMessage) -> AsyncIte
             break
         yield chunk
     yield await task
+
+
+async def first_in(events: AsyncIterator[TurnEvent]) -> AsyncIterator[TurnEvent]:
+    """``events``, once the first of them has come: a reused idempotency key is then still a 409.
+
+    A streamed response's status goes out with its headers, before any
+    event. With an idempotency key the chat path can fail in a way the
+    client must tell from an ordinary failure (the key names a message to
+    another session), so the headers wait for the first event: a chunk,
+    the outcome, the first keep-alive (:data:`KEEPALIVE_SECONDS` at most),
+    or that refusal, raised here as the 409 :class:`ApiError`. Any other
+    failure is replayed into the stream, where the routes report it as
+    they always do.
+    """
+    try:
+        first: TurnEvent | Exception = await anext(events)
+    except StopAsyncIteration:
+        return events
+    except Exception as exc:
+        if key_reused(exc):
+            raise chat_failure(exc) from exc
+        first = exc
+    return _replay(first, events)
+
+
+async def _replay(first: TurnEvent | Exception, rest: AsyncIterator[TurnEvent]) -> AsyncIterator[TurnEvent]:
+    if isinstance(first, Exception):
+        raise first
+    yield first
+    async for event in rest:
+        yield event
 
 
 def sse(data: Any, event: str | None = None) -> str:

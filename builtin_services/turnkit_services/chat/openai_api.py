@@ -18,6 +18,13 @@ a session under rule 2; clients that can set a header should use rule 1.
 The key used is returned in the ``X-Turnkit-Chat`` response header. The
 ``model`` asked for is not checked: the agent answers, under its own id,
 which ``GET /v1/models`` lists.
+
+An ``Idempotency-Key`` request header makes a completion safe to retry: a
+retry that resends the same request (same messages and ``user``, same
+``X-Turnkit-Chat`` if any) finds the same conversation by the rules above,
+hence the same session, and gets the first request's turn instead of a
+second one. A streamed retry whose turn ran elsewhere gets the whole reply
+as one chunk.
 """
 
 from __future__ import annotations
@@ -46,9 +53,9 @@ from turnkit_hookspecs import (
 
 from .channel import ChatOutcome
 from .http_api import ANONYMOUS, MAX_CHAT_KEY
-from .http_errors import ApiError, error_body, failure_message
-from .http_requests import read_json
-from .http_streaming import KEEPALIVE, sse, sse_response, turn_events
+from .http_errors import ApiError, chat_failure, error_body
+from .http_requests import idempotency_key, read_json
+from .http_streaming import KEEPALIVE, TurnEvent, first_in, sse, sse_response, turn_events
 
 if TYPE_CHECKING:
     from .http import HttpChannel
@@ -96,6 +103,7 @@ class OpenAIApi:
 
     async def complete(self, request: Request) -> Response:
         """One turn of the conversation; a ``chat.completion``, or ``chat.completion.chunk`` events."""
+        key = idempotency_key(request)
         payload = await read_json(request)
         if not isinstance(payload, dict):
             raise ApiError(400, f"invalid request body: expected an object, got {type(payload).__name__} @ $")
@@ -114,10 +122,13 @@ class OpenAIApi:
         )
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if _optional(payload, "stream", bool):
-            response = sse_response(self._chunks(completion_id, inbound))
+            events = turn_events(self.channel, inbound, key)
+            if key is not None:
+                events = await first_in(events)
+            response = sse_response(self._chunks(completion_id, events))
             response.headers[CHAT_HEADER] = chat
             return response
-        outcome = await self.channel.turn(inbound)
+        outcome = await self.channel.turn(inbound, key)
         turn = outcome.result.turn
         choice = {
             "index": 0,
@@ -133,8 +144,12 @@ class OpenAIApi:
         body = {**self._head(completion_id, "chat.completion"), "choices": [choice]}
         return JSONResponse(body, headers=headers)
 
-    async def _chunks(self, completion_id: str, inbound: ChannelMessage) -> AsyncIterator[str]:
-        """The reply as ``chat.completion.chunk`` events: the role, the text as it comes, the end."""
+    async def _chunks(self, completion_id: str, events: AsyncIterator[TurnEvent]) -> AsyncIterator[str]:
+        """The reply as ``chat.completion.chunk`` events: the role, the text as it comes, the end.
+
+        What was not streamed (a denied or failed turn's polite reply, or a
+        reply produced in another process) goes out as one chunk before the end.
+        """
         head = self._head(completion_id, "chat.completion.chunk")
 
         def chunk(delta: Mapping[str, str], finish_reason: str | None = None) -> str:
@@ -144,7 +159,7 @@ class OpenAIApi:
         streamed: list[str] = []
         outcome: ChatOutcome | None = None
         try:
-            async for item in turn_events(self.channel, inbound):
+            async for item in events:
                 if item is None:
                     yield KEEPALIVE
                 elif isinstance(item, ChatOutcome):
@@ -153,7 +168,8 @@ class OpenAIApi:
                     streamed.append(item)
                     yield chunk({"content": item})
         except Exception as exc:
-            yield sse(error_body(500, failure_message(exc)))
+            error = chat_failure(exc)
+            yield sse(error_body(error.status, error.message))
             return
         assert outcome is not None
         rest = unsent(outcome.reply.text, "".join(streamed))

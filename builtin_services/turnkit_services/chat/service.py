@@ -111,13 +111,26 @@ class ChatService(Service):
     # ------------------------------------------------------------------ the main path
 
     async def handle(
-        self, inbound: ChannelMessage, channel: Channel, stream: ChunkListener | None = None
+        self,
+        inbound: ChannelMessage,
+        channel: Channel,
+        stream: ChunkListener | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> ChatOutcome:
         """Run one channel message through the chat points and a turn; deliver and return the reply.
 
         The message is stored (by the turn) before anything can refuse it.
         The user always gets an answer: the reply, or the polite
         ``denied_reply`` / ``failed_reply``.
+
+        ``idempotency_key`` goes to the turn, so that a transport whose
+        client may resend a message (HTTP) stores it once: a resend with the
+        same key, here or in another process, gets the first one's turn. The
+        chat points still run for the resend (they cannot know it is one),
+        and its reply passes ``chat_outbound`` and is delivered again. A key
+        already used for another session raises the runtime's
+        ``IdempotencyKeyReused``, which the channel answers as it sees fit.
         """
         plugins = self.context.plugins
         principal = inbound.principal
@@ -138,6 +151,7 @@ class ChatService(Service):
             initiator="user",
             initiator_id=f"{inbound.channel}:{inbound.principal.id}",
             stream=stream,
+            idempotency_key=idempotency_key,
         )
         if result.turn.status == "completed" and result.reply is not None:
             reply = await plugins.pipeline(

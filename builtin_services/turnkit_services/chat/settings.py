@@ -19,6 +19,13 @@ class HttpSettings:
     OpenAI-compatible ``/v1`` endpoints next to the ``/api`` ones. When the
     agent stops, requests still running get ``shutdown_timeout`` seconds to
     finish.
+
+    ``reuse_port`` sets ``SO_REUSEPORT`` on the listening socket, so that
+    several ``turnkit serve`` workers with the same configuration can listen
+    on one ``host:port`` and the kernel (Linux) spreads the connections among
+    them: each worker answers the requests it receives, whichever process
+    runs their turns. It needs a fixed ``port``: with ``0`` each worker
+    would get a port of its own.
     """
 
     host: str = "127.0.0.1"
@@ -28,6 +35,13 @@ class HttpSettings:
     max_body: int = attrs.field(default=1_000_000, validator=attrs.validators.ge(1))
     openai: bool = True
     shutdown_timeout: int = attrs.field(default=10, validator=attrs.validators.ge(0))
+    reuse_port: bool = attrs.field(default=False)
+
+    @reuse_port.validator
+    def _fixed_port(self, attribute: attrs.Attribute[bool], value: bool) -> None:
+        """Refuse ``reuse_port`` with ``port = 0``, which would share nothing and say nothing."""
+        if value and self.port == 0:
+            raise ValueError("'reuse_port' needs a fixed 'port': with port = 0 each worker gets its own port")
 
 
 @attrs.frozen

@@ -120,7 +120,10 @@ class PostgresStore(SQLStore):
         if self._listener is None or self._listener.done():
             self._listener = asyncio.get_running_loop().create_task(self._listen(), name="turnkit listen")
         try:
-            await asyncio.wait_for(self._notified.wait(), timeout)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+            # arrives as the event is set, and the agent's housekeeping task then never stops.
+            async with asyncio.timeout(timeout):
+                await self._notified.wait()
         except TimeoutError:
             return False
         self._notified.clear()

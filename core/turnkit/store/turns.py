@@ -99,11 +99,16 @@ def accept(
     _require_new_turn(tx, turn_id)
     turn = insert_turn(tx, turn_id, session_id, initiator, initiator_id, (None, body), None)
     if key is not None:
-        tx.run(
+        # Another session's transaction may be storing the same key right now (the session
+        # lock does not cover it): DO NOTHING waits for it, then tells us it won.
+        stored = tx.run(
             "INSERT INTO idempotency (agent_id, key, turn_id, created_at)"
-            " SELECT agent_id, ?, ?, ? FROM sessions WHERE id = ?",
+            " SELECT agent_id, ?, ?, ? FROM sessions WHERE id = ? ON CONFLICT DO NOTHING",
             (key, turn_id, tx.now, session_id),
         )
+        if stored.rowcount == 0:
+            winner = _keyed_turn(tx, session_id, key)  # raises for another session
+            raise StoreError(f"idempotency key {key!r} was stored meanwhile for turn {winner!r}")
     return turn
 
 
