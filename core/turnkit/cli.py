@@ -174,8 +174,9 @@ def _add_commands() -> None:
     from .cli_plugin import plugin
     from .cli_serve import chat, serve
     from .cli_sessions import send, sessions
+    from .cli_store import store
 
-    for command in (send, sessions, serve, chat, invoke, plugin):
+    for command in (send, sessions, store, serve, chat, invoke, plugin):
         main.add_command(command)
 
 

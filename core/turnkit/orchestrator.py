@@ -343,8 +343,10 @@ class SessionOrchestrator:
             if session_id not in self._workers and not any(t.status == "running" for t in pending):
                 self.schedule(session_id)  # queued and nobody runs it: run it here
                 continue
+            # asyncio.timeout, not wait_for, which on 3.11 may swallow a cancellation
             with contextlib.suppress(TimeoutError):  # look again on a change, or now and then
-                await asyncio.wait_for(self._change.wait(), self.config.store.heartbeat)
+                async with asyncio.timeout(self.config.store.heartbeat):
+                    await self._change.wait()
 
     def schedule(self, session_id: str, claim: Claim | None = None) -> None:
         """Make sure a worker runs the session's queued turns (starting with ``claim``, if given)."""
