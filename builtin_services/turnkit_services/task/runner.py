@@ -5,8 +5,8 @@ run already?" has one answer for every process sharing the store:
 
 1. **Claim.** The run record is created with compare-and-set; only one
    process succeeds. A process finding the record asks whether the run's
-   turn was accepted (its message, tagged with the run id, is in the
-   session's history): then the run happened, or is happening, and is not
+   turn was accepted (its message, tagged with the run id, is queued in the
+   session or in its history): then the run happened, or is happening, and is not
    started again. A claim without an accepted turn belongs to its owner for
    ``claim_lease`` seconds, then anyone may take it over (its owner died
    between claiming and queueing the turn).
@@ -138,13 +138,20 @@ class Runner:
         return taken
 
     async def accepted(self, run: TaskRun) -> bool:
-        """Whether the run's turn was accepted: its message is stored in its session."""
+        """Whether the run's turn was accepted: its message is stored in its session.
+
+        A message waits among the session's queued turns until its turn
+        starts (behind a long turn of a target session, perhaps in another
+        process), so those count too. They are read before the history: a
+        turn starting in between is then seen in one or the other.
+        """
         sessions = self.context.session
         if await sessions.get(run.session_id) is None:
             return False
         agent = self.context.agent_id
+        waiting = [message for _, message in await sessions.queued(run.session_id)]
         history = await sessions.history(run.session_id)
-        return any(run_of(message, agent) == run.run_id for message in history)
+        return any(run_of(message, agent) == run.run_id for message in [*waiting, *history])
 
     # ------------------------------------------------------------------ running
 
