@@ -1,0 +1,1 @@
+"""Worker processes sharing one store: real ``turnkit serve`` processes, HTTP, SIGKILL, SIGSTOP."""
