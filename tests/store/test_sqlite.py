@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -232,3 +234,20 @@ async def test_open_store_takes_absolute_and_memory_urls(tmp_path: Path) -> None
 async def test_open_store_refuses_other_urls_saying_what_works(url: str) -> None:
     with pytest.raises(StoreError, match=r"sqlite:///relative/path"):
         await open_store(StoreConfig(url=url), "/tmp")
+
+
+def test_processes_opening_a_new_file_together_all_open_it(tmp_path: Path) -> None:
+    """Workers started at once on a new file race to switch it to WAL; none may fail."""
+    script = (
+        "import asyncio, sys\n"
+        "from turnkit.store import SQLiteStore\n"
+        "async def main():\n"
+        "    for path in sys.argv[1:]:\n"
+        "        store = SQLiteStore(path, synchronous='full')\n"
+        "        await store.open()\n"
+        "        await store.close()\n"
+        "asyncio.run(main())\n"
+    )
+    files = [str(tmp_path / f"new-{n}.db") for n in range(60)]
+    workers = [subprocess.Popen([sys.executable, "-c", script, *files]) for _ in range(4)]
+    assert [worker.wait(timeout=120) for worker in workers] == [0, 0, 0, 0]

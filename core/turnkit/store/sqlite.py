@@ -169,7 +169,7 @@ class SQLiteStore(SQLStore):
         try:
             conn.execute("PRAGMA foreign_keys = ON")
             if self.path != MEMORY:
-                conn.execute("PRAGMA journal_mode = WAL")
+                self._use_wal(conn)
             conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
             self._migrate(conn, target)
         except BaseException as exc:
@@ -178,6 +178,24 @@ class SQLiteStore(SQLStore):
                 raise self._failure(exc) from exc
             raise
         self._conn = conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL (it stays so), retrying while another process does the same.
+
+        Changing the journal mode needs the file to itself and fails at once,
+        without waiting on ``busy_timeout``, when another connection opens it
+        at that moment: workers started together on a new file race here.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _migrate(self, conn: sqlite3.Connection, target: int) -> None:
         """Apply the missing migrations up to ``target``, each in its own transaction."""
