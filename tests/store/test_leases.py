@@ -107,8 +107,15 @@ async def test_renewing_releasing_and_expiring_leases(connect: Connect) -> None:
     )
     assert await other.owners("nobody") == []
     await runner.release_owner()
-    assert not (await other.owners())[0].live
+    assert await other.owners() == [], "a released lease holding no turn is gone"
     assert not await runner.renew_owner(LONG), "a released lease is not renewed: it must be taken again"
+    await runner.register_owner("me", "host-a", 42, 7.0, LONG)
+    await new_session(runner, agent_id="me")
+    turn_id = await running(runner)
+    await runner.release_owner()
+    assert not (await other.owners("me"))[0].live, "a released lease still naming a running turn stays"
+    [taken] = await other.take_over("me", "report")
+    assert taken.turn.turn_id == turn_id and await other.owners("me") == [], "then goes with its takeover"
     await runner.register_owner("me", "host-a", 42, 7.0, LONG)
     await other.expire_owner(runner.owner)
     assert not (await other.owners("me"))[0].live

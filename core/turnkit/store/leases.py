@@ -49,9 +49,17 @@ def renew_owner(tx: Tx, owner: str, lease: float) -> bool:
     return cursor.rowcount > 0
 
 
+_IDLE = "NOT EXISTS (SELECT 1 FROM turns t WHERE t.status = 'running' AND t.owner = owners.id)"
+
+
 def release_owner(tx: Tx, owner: str) -> None:
-    """End the lease at once (a clean stop): turns it left running can be taken over now."""
-    tx.run("UPDATE owners SET expires_at = ? WHERE id = ?", (tx.now - 1, owner))
+    """End the lease at once (a clean stop): turns it left running can be taken over now.
+
+    A lease that holds no running turn is deleted, so that one-off commands
+    (each ``turnkit send`` takes a lease) leave no row behind.
+    """
+    if tx.run(f"DELETE FROM owners WHERE id = ? AND {_IDLE}", (owner,)).rowcount == 0:
+        tx.run("UPDATE owners SET expires_at = ? WHERE id = ?", (tx.now - 1, owner))
 
 
 def expire_owner(tx: Tx, owner: str) -> None:
@@ -105,4 +113,6 @@ def take_over(tx: Tx, agent_id: str, owner: str, policy: str) -> list[Takeover]:
         audit(tx, turn.session_id, "turnkit", TAKEN_OVER, detail, json_text(detail, "audit"), turn.turn_id)
         tx.dialect.notify(tx, f"finished:{turn.turn_id}")
         done.append(Takeover(interrupted, rerun, turn.owner, chosen))
+    # Leases that ended and hold no running turn any more have nothing left to say.
+    tx.run(f"DELETE FROM owners WHERE agent_id = ? AND expires_at < ? AND {_IDLE}", (agent_id, tx.now))
     return done
