@@ -92,6 +92,8 @@ class SessionOrchestrator:
         self._waiters: dict[str, asyncio.Future[TurnResult]] = {}
         #: Turns waited for here that any process may run: turn id → session id.
         self._remote: dict[str, str] = {}
+        #: Turns this process claimed but could not commit, to disown (see _after_failure).
+        self._disowned: set[str] = set()
         self._listeners: dict[str, ChunkListener] = {}
         self._idle: dict[str, asyncio.Event] = {}
         self._housekeeping: asyncio.Task[None] | None = None
@@ -225,6 +227,7 @@ class SessionOrchestrator:
                 " taken over by another process; taking a new lease"
             )
             await self._register()
+        await self._disown()
         if self._sweeping:
             await self._recover()
             await self.store.forget_idempotency_keys(time.time() - self.config.store.idempotency_keep)
@@ -377,7 +380,10 @@ class SessionOrchestrator:
                 except Exception as exc:  # the store failed under us, or the turn was taken over
                     self.log.exception("turn %s could not be finished", turn_id)
                     await self._after_failure(session_id, turn_id, exc)
-                    return
+                    if self._disowned:  # the store is still broken: the heartbeat takes it from here
+                        return
+                    claim = None  # the store answers again: run what is queued (the re-run first)
+                    continue
                 self._settle_waiter(turn_id, result)
                 claim = None
         finally:
@@ -385,14 +391,26 @@ class SessionOrchestrator:
             self._idle.setdefault(session_id, asyncio.Event()).set()
 
     async def _after_failure(self, session_id: str, turn_id: str, error: Exception) -> None:
-        """A turn that could not be committed: follow its re-run if it was taken over, else fail it."""
-        with contextlib.suppress(Exception):
-            for outcome in await self.store.outcomes([turn_id]):
-                if outcome.turn.status in _FINAL and turn_id in self._waiters:
-                    self._remote[turn_id] = session_id
-                    await self.check_remote()
-                    return
-        self._settle_waiter(turn_id, error)
+        """A turn that could not be committed (the store failed, or it was taken over meanwhile).
+
+        Its caller waits for the turn's re-run. A turn still ``running`` in
+        the store is disowned: this process gives up its lease on it (now,
+        or at a later heartbeat while the store stays broken), so that a
+        takeover re-runs it instead of its session waiting behind it for
+        as long as this process lives.
+        """
+        self._remote[turn_id] = session_id
+        self._disowned.add(turn_id)
+        with contextlib.suppress(Exception):  # a broken store: the heartbeat tries again
+            await self._disown()
+            await self.check_remote()
+
+    async def _disown(self) -> None:
+        """Give up this process's lease on the turns it could not commit, and take them over."""
+        if self._disowned:
+            await self.store.disown(sorted(self._disowned))
+            self._disowned.clear()
+            await self._recover()
 
     async def check_remote(self) -> None:
         """Settle the waiters of turns that ended in any process; claim queued ones nobody runs."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+import pytest
 from turnkit.agent import Agent
-from turnkit.errors import TurnkitError
+from turnkit.errors import StoreError, TurnkitError
 from turnkit_hookspecs import Message, Prompt, TurnInfo, hookimpl
 
 from tests.support.agents import build_agent, texts
@@ -119,3 +121,27 @@ async def test_a_stopped_agents_cancelled_turn_is_taken_over_by_the_other(tmp_pa
         assert await rerun_done(), "the survivor's sweep took the turn over and ran it again"
         [event] = await survivor.store.audit_events("s1")
         assert event.action == "lease_taken_over" and event.detail["by"] == survivor.store.owner
+
+
+async def test_a_turn_whose_commit_failed_is_disowned_rerun_and_answers_its_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = Gate()
+    gate.opened.set()
+    async with agent(tmp_path, gate) as only:
+        real = only.store.finish_turn
+        failures = iter([StoreError("disk I/O error")])
+
+        async def finish_failing_once(*args: Any, **kwargs: Any) -> Any:
+            for failure in failures:
+                raise failure
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(only.store, "finish_turn", finish_failing_once)
+        result = await asyncio.wait_for(only.send("hello", "s1"), 5)
+        assert result.reply is not None and result.reply.text == "re: hello", "the re-run's answer"
+        first, rerun = await only.store.turns("s1")
+        assert (first.status, rerun.status, rerun.rerun_of) == ("interrupted", "completed", first.turn_id)
+        later = await asyncio.wait_for(only.send("next", "s1"), 5)
+        assert later.turn.status == "completed", "the session is not stuck behind the failed turn"
+        assert gate.asked == ["hello", "hello", "next"]

@@ -109,6 +109,10 @@ class Store(abc.ABC):
         """End another owner's lease now: its process is known to be dead."""
 
     @abc.abstractmethod
+    async def disown(self, turn_ids: Sequence[str]) -> None:
+        """Give up this instance's lease on these ``running`` turns: the next takeover takes them."""
+
+    @abc.abstractmethod
     async def owners(self, agent_id: str | None = None) -> list[OwnerRecord]:
         """The leases on record (of one agent), oldest first."""
 

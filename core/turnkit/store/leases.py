@@ -15,6 +15,8 @@ turn costs no extra write.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from ..ids import new_id
@@ -29,6 +31,8 @@ from .tx import Tx
 INTERRUPTED = "interrupted: the process running the turn stopped holding its lease"
 #: The audit action (extension ``turnkit``) of a takeover.
 TAKEN_OVER = "lease_taken_over"
+#: Seconds an ended lease is kept after it ended (one holding no turn goes at a clean stop).
+KEPT = 86_400.0
 
 
 def register_owner(
@@ -65,6 +69,14 @@ def release_owner(tx: Tx, owner: str) -> None:
 def expire_owner(tx: Tx, owner: str) -> None:
     """End a lease whose process is known to be dead (same host, no such process)."""
     tx.run("UPDATE owners SET expires_at = ? WHERE id = ? AND expires_at >= ?", (tx.now - 1, owner, tx.now))
+
+
+def disown(tx: Tx, owner: str, turn_ids: Sequence[str]) -> None:
+    """Give up ``owner``'s lease on these running turns: the next takeover takes them."""
+    tx.many(
+        "UPDATE turns SET owner = NULL WHERE id = ? AND status = 'running' AND owner = ?",
+        [(turn_id, owner) for turn_id in turn_ids],
+    )
 
 
 def owners(tx: Tx, agent_id: str | None) -> list[OwnerRecord]:
@@ -113,6 +125,6 @@ def take_over(tx: Tx, agent_id: str, owner: str, policy: str) -> list[Takeover]:
         audit(tx, turn.session_id, "turnkit", TAKEN_OVER, detail, json_text(detail, "audit"), turn.turn_id)
         tx.dialect.notify(tx, f"finished:{turn.turn_id}")
         done.append(Takeover(interrupted, rerun, turn.owner, chosen))
-    # Leases that ended and hold no running turn any more have nothing left to say.
-    tx.run(f"DELETE FROM owners WHERE agent_id = ? AND expires_at < ? AND {_IDLE}", (agent_id, tx.now))
+    # Ended leases stay a day, for whoever looks into a takeover (store info), then go.
+    tx.run(f"DELETE FROM owners WHERE agent_id = ? AND expires_at < ? AND {_IDLE}", (agent_id, tx.now - KEPT))
     return done

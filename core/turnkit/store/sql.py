@@ -87,6 +87,9 @@ class SQLStore(Store):
     async def expire_owner(self, owner: str) -> None:
         await self._write(leases.expire_owner, owner)
 
+    async def disown(self, turn_ids: Sequence[str]) -> None:
+        await self._write(leases.disown, self.owner, turn_ids)
+
     async def owners(self, agent_id: str | None = None) -> list[OwnerRecord]:
         return await self._read(leases.owners, agent_id)
 
