@@ -20,6 +20,9 @@ the one-transaction-per-migration rule.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+from ..errors import StoreError
 
 #: Version 1: sessions, their history and turns, contributed context, audit and inboxes.
 _BASE = (
@@ -236,3 +239,26 @@ def statements(version: int, engine: str) -> tuple[str, ...]:
     if engine == "postgresql":
         return (*(postgres(s) for s in common), *POSTGRES_EXTRAS.get(version, ()))
     return (*common, *SQLITE_EXTRAS.get(version, ()))
+
+
+def refuse_newer(where: str, current: int) -> None:
+    """A StoreError when the database at ``where`` was made by a newer turnkit."""
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where} has schema version {current}, newer than this turnkit knows"
+            f" ({SCHEMA_VERSION}); upgrade turnkit to open it"
+        )
+
+
+def apply(execute: Callable[..., object], version: int, engine: str, applied_at: float) -> None:
+    """Run migration ``version`` through ``execute`` (a connection's), recording it.
+
+    The caller holds the transaction (and whatever lock keeps other
+    processes from migrating at the same time).
+    """
+    for statement in statements(version, engine):
+        execute(statement)
+    mark = "%s" if engine == "postgresql" else "?"
+    execute(
+        f"INSERT INTO schema_version (version, applied_at) VALUES ({mark}, {mark})", (version, applied_at)
+    )

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import StoreError
-from .migrations import SCHEMA_VERSION, statements
+from .migrations import SCHEMA_VERSION, apply, refuse_newer
 from .sql import SQLStore
 from .tx import POSTGRES, Tx
 
@@ -212,19 +212,10 @@ class PostgresStore(SQLStore):
         conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
         try:
             current = _version(conn)
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.url} has schema version {current}, newer than this turnkit knows"
-                    f" ({SCHEMA_VERSION}); upgrade turnkit to open it"
-                )
+            refuse_newer(self.url, current)
             for version in range(current + 1, target + 1):
                 with conn.transaction():
-                    for statement in statements(version, "postgresql"):
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)",
-                        (version, self._clock()),
-                    )
+                    apply(conn.execute, version, "postgresql", self._clock())
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import StoreError
-from .migrations import SCHEMA_VERSION, statements
+from .migrations import SCHEMA_VERSION, apply, refuse_newer
 from .sql import SQLStore
 from .tx import SQLITE, Tx
 
@@ -200,22 +200,13 @@ class SQLiteStore(SQLStore):
     def _migrate(self, conn: sqlite3.Connection, target: int) -> None:
         """Apply the missing migrations up to ``target``, each in its own transaction."""
         current = _version(conn)
-        if current > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has schema version {current}, newer than this turnkit knows"
-                f" ({SCHEMA_VERSION}); upgrade turnkit to open it"
-            )
+        refuse_newer(self.path, current)
         for version in range(current + 1, target + 1):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # Another process may have migrated while we waited for the lock.
                 if _version(conn) < version:
-                    for statement in statements(version, "sqlite"):
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                        (version, self._clock()),
-                    )
+                    apply(conn.execute, version, "sqlite", self._clock())
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
