@@ -97,6 +97,7 @@ class SessionOrchestrator:
         self._listeners: dict[str, ChunkListener] = {}
         self._idle: dict[str, asyncio.Event] = {}
         self._housekeeping: asyncio.Task[None] | None = None
+        self._activation: asyncio.Future[None] | None = None
         #: Set (and replaced) whenever the store says another process committed something.
         self._change = asyncio.Event()
         self._active = False
@@ -126,12 +127,27 @@ class SessionOrchestrator:
         its lease and hears about the turns it waits for.
         """
         self._sweeping = self._sweeping or sweep
-        if self._active or self._closing:
+        if self._closing:
             return
+        if self._activation is None:  # once; callers arriving meanwhile wait for the lease too
+            self._activation = asyncio.ensure_future(self._activate())
+        await asyncio.shield(self._activation)
+
+    async def _activate(self) -> None:
+        try:
+            await self._register()
+        except BaseException:
+            self._activation = None  # the next turn tries again
+            raise
+        # Registered before anything is claimed: a claimed turn always names a live lease.
         self._active = True
-        await self._register()
-        await self._recover()
-        await self.check_inbox()
+        try:
+            await self._recover()
+            await self.check_inbox()
+        except Exception:  # the lease is held: the heartbeat recovers again
+            self.log.warning(
+                "recovering the turns of %s failed; trying again later", self.agent_id, exc_info=True
+            )
         self._housekeeping = asyncio.get_running_loop().create_task(self._keep_house(), name="turnkit lease")
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -227,9 +243,11 @@ class SessionOrchestrator:
                 " taken over by another process; taking a new lease"
             )
             await self._register()
-        await self._disown()
-        if self._sweeping:
+        if self._disowned:
+            await self._disown()  # and recovers
+        elif self._sweeping:
             await self._recover()
+        if self._sweeping:
             await self.store.forget_idempotency_keys(time.time() - self.config.store.idempotency_keep)
 
     # ------------------------------------------------------------------ sessions
