@@ -97,7 +97,7 @@ class SessionOrchestrator:
         self._listeners: dict[str, ChunkListener] = {}
         self._idle: dict[str, asyncio.Event] = {}
         self._housekeeping: asyncio.Task[None] | None = None
-        self._activation: asyncio.Future[None] | None = None
+        self._activation = asyncio.Lock()
         #: Set (and replaced) whenever the store says another process committed something.
         self._change = asyncio.Event()
         self._active = False
@@ -129,16 +129,12 @@ class SessionOrchestrator:
         self._sweeping = self._sweeping or sweep
         if self._closing:
             return
-        if self._activation is None:  # once; callers arriving meanwhile wait for the lease too
-            self._activation = asyncio.ensure_future(self._activate())
-        await asyncio.shield(self._activation)
+        async with self._activation:  # once; callers arriving meanwhile wait for the lease too
+            if not self._active:
+                await self._activate()
 
     async def _activate(self) -> None:
-        try:
-            await self._register()
-        except BaseException:
-            self._activation = None  # the next turn tries again
-            raise
+        await self._register()  # if it fails, the next turn tries again
         # Registered before anything is claimed: a claimed turn always names a live lease.
         self._active = True
         try:
