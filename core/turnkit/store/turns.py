@@ -108,7 +108,8 @@ def accept(
         )
         if stored.rowcount == 0:
             winner = _keyed_turn(tx, session_id, key)  # raises for another session
-            raise StoreError(f"idempotency key {key!r} was stored meanwhile for turn {winner!r}")
+            named = winner.turn_id if winner is not None else "?"
+            raise StoreError(f"idempotency key {key!r} was stored meanwhile, for turn {named!r}")
     return turn
 
 
