@@ -6,6 +6,8 @@ runtime's refusals apart from bugs.
 
 from __future__ import annotations
 
+import turnkit_hookspecs as contract
+
 
 class TurnkitError(Exception):
     """Base class of every error the runtime raises on purpose."""
@@ -89,16 +91,9 @@ class StoreError(TurnkitError):
     """The session store refused an operation (unknown id, a newer schema, a broken database)."""
 
 
-class IdempotencyKeyReused(StoreError):
-    """An idempotency key already named a turn of another session: a client bug, never a retry."""
-
-    def __init__(self, key: str, used_in: str, session_id: str) -> None:
-        self.key = key
-        self.used_in = used_in
-        super().__init__(
-            f"idempotency key {key!r} was used for a message to session {used_in!r};"
-            f" it cannot name a message to session {session_id!r}"
-        )
+class IdempotencyKeyReused(StoreError, contract.IdempotencyKeyReused):
+    """The store's refusal of an idempotency key that named a turn of another session
+    (the contract's error, so that services can catch it)."""
 
 
 class SessionError(TurnkitError):

@@ -48,6 +48,20 @@ class StorageConflict(Exception):
     """A compare-and-set write (``Storage.put(..., expect=N)``) found another version."""
 
 
+class IdempotencyKeyReused(Exception):
+    """``SessionAccess.turn(..., idempotency_key=K)`` with a key that already named a message
+    to another session: a client's mistake, never a retry. (Contract 0.1.4.)"""
+
+    def __init__(self, key: str, used_in: str, session_id: str) -> None:
+        self.key = key
+        self.used_in = used_in
+        self.session_id = session_id
+        super().__init__(
+            f"idempotency key {key!r} was used for a message to session {used_in!r};"
+            f" it cannot name a message to session {session_id!r}"
+        )
+
+
 @runtime_checkable
 class ReplyStream(Protocol):
     """Where a streaming ``turn_reply`` writes its text as it is produced.
@@ -175,7 +189,8 @@ class SessionAccess(Protocol):
         key (from any process, while or after the first one's turn runs)
         stores nothing and returns the first call's turn. The key is stored
         with the message, in one transaction, and kept for ``[store]
-        idempotency_keep`` seconds. (Contract 0.1.4.)
+        idempotency_keep`` seconds. The same key for another session raises
+        :class:`IdempotencyKeyReused`. (Contract 0.1.4.)
         """
 
     async def queued(self, session_id: str) -> Sequence[tuple[TurnInfo, Message]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from turnkit_hookspecs import IdempotencyKeyReused
 
 #: The ``type`` of an error body, by HTTP status (other 4xx are ``invalid_request_error``).
 ERROR_TYPES = {
@@ -48,15 +49,9 @@ def failure_message(exc: BaseException) -> str:
     return f"the message could not be handled: {type(exc).__name__}: {exc}"
 
 
-#: The name of the runtime's error for an idempotency key that already named a message to another
-#: session (``turnkit.errors.IdempotencyKeyReused``). Services depend on the contract, not on the
-#: runtime, so it is recognised by name, on the class or any base class.
-KEY_REUSED = "IdempotencyKeyReused"
-
-
 def key_reused(exc: BaseException) -> bool:
-    """Whether ``exc`` is the runtime's refusal of an idempotency key used for another session."""
-    return any(cls.__name__ == KEY_REUSED for cls in type(exc).__mro__)
+    """Whether ``exc`` is the contract's refusal of an idempotency key used for another session."""
+    return isinstance(exc, IdempotencyKeyReused)
 
 
 def chat_failure(exc: BaseException) -> ApiError:

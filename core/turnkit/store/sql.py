@@ -22,6 +22,7 @@ from ..ids import new_id
 from ..tracing import TraceRecord
 from . import audit, contributions, forks, history, inbox, leases, service_records, sessions, traces, turns
 from .base import Store
+from .forks import Acting
 from .records import (
     AuditEvent,
     Claim,
@@ -39,8 +40,6 @@ from .tx import Dialect, Tx
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-Acting = forks.Acting
 
 
 class SQLStore(Store):
