@@ -26,10 +26,26 @@ DEFAULT_CONFIG_FILE = "turnkit.toml"
 
 @attrs.frozen
 class PluginsConfig:
-    """``[plugins]``: which plugins must load, and how points are ordered and timed.
+    """``[plugins]``: which plugins must load, how points are ordered, timed and run.
 
-    ``order`` maps a point to plugin names called first, in that order;
-    ``effect_timeouts`` overrides ``effect_timeout`` (seconds) per point;
+    ``order`` maps a point to plugin names called first, in that order.
+
+    Every implementation call has a time limit: ``guard_timeout``,
+    ``pipeline_timeout``, ``resolve_timeout`` and ``effect_timeout`` (seconds)
+    by kind, unless the point declares its own (``turn_reply`` does), and
+    ``timeouts`` overrides both per point. A guard that runs out denies; a
+    pipeline or resolve that runs out fails the turn, naming the plugin; an
+    effect that runs out is traced and the next one runs.
+
+    A plugin's ``def`` implementations of guard, pipeline and resolve points
+    run on one of ``call_workers`` threads until ``inline_after`` calls in a
+    row each took under a millisecond; then they run on the event loop (the
+    fast path). One that then blocks the loop for more than ``watchdog``
+    seconds is logged with its plugin and point, and goes back to a thread
+    for good. A call that times out on a thread leaves that thread to it and
+    a fresh one takes its place; a plugin implementation with ``hung_limit``
+    calls still hung is failed at once instead of taking another thread.
+
     ``effect_workers`` effect dispatches run at once (and as many threads run
     sync effect implementations); at most ``effect_queue`` wait, further
     ones are dropped and traced.
@@ -37,8 +53,15 @@ class PluginsConfig:
 
     required: list[str] = attrs.field(factory=list)
     order: dict[str, list[str]] = attrs.field(factory=dict)
+    guard_timeout: float = 5.0
+    pipeline_timeout: float = 10.0
+    resolve_timeout: float = 10.0
     effect_timeout: float = 5.0
-    effect_timeouts: dict[str, float] = attrs.field(factory=dict)
+    timeouts: dict[str, float] = attrs.field(factory=dict)
+    call_workers: int = 8
+    inline_after: int = 20
+    watchdog: float = 0.25
+    hung_limit: int = 2
     effect_workers: int = 4
     effect_queue: int = 10_000
 
@@ -168,6 +191,20 @@ class ServicesConfig:
 
 
 @attrs.frozen
+class SecretsConfig:
+    """``[secrets]``: values that must never be stored or logged.
+
+    ``env`` names environment variables whose values are secret, on top of
+    the ones the runtime already knows (every ``*_env`` setting of any
+    table, and the tokens of the built-in channels): each such value is
+    replaced by ``[secret]`` in whatever is stored (tool output, errors,
+    traces) and in the log.
+    """
+
+    env: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen
 class Config:
     """The whole configuration file.
 
@@ -184,6 +221,7 @@ class Config:
     turns: TurnsConfig = attrs.field(factory=TurnsConfig)
     services: ServicesConfig = attrs.field(factory=ServicesConfig)
     plugins: PluginsConfig = attrs.field(factory=PluginsConfig)
+    secrets: SecretsConfig = attrs.field(factory=SecretsConfig)
     plugin: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     service: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     base_dir: str = "."

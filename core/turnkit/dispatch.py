@@ -138,7 +138,7 @@ class Dispatcher:
         needed = frozenset(name for i in impls for name in i.argnames).union(
             [kind.value] if kind.value else []
         )
-        timeout = config.effect_timeouts.get(point, kind.timeout or config.effect_timeout)
+        timeout = config.timeouts.get(point, kind.timeout or config.effect_timeout)
         return Plan(point, kind, steps, tuple(s[0] for s in steps), wrappers, needed, timeout)
 
     def _checked(self, point: str, expected: Kind, kwargs: dict[str, Any]) -> Plan:

@@ -46,8 +46,9 @@ class PointKind:
     """What the runtime needs to know about a point beyond its signature.
 
     ``value`` names the argument a pipeline threads through and ``value_type``
-    the type every non-``None`` return of a pipeline or resolve must have; ``timeout`` is an effect's
-    default per-implementation timeout in seconds (config may override it).
+    the type every non-``None`` return of a pipeline or resolve must have; ``timeout`` is the
+    point's own default per-implementation time limit in seconds, instead of its kind's
+    (config may override either).
     """
 
     kind: Kind
@@ -68,18 +69,30 @@ def _declare(function: F, kind: PointKind) -> F:
     return hookspec(function)
 
 
-def guard(function: F) -> F:
-    """Declare a guard point: implementations return ``None`` to allow or a ``Deny``."""
-    return _declare(function, PointKind(Kind.GUARD))
+def guard(function: F | None = None, *, timeout: float | None = None) -> Any:
+    """Declare a guard point: implementations return ``None`` to allow or a ``Deny``.
+
+    Usable bare (``@guard``) or with the point's own time limit (``@guard(timeout=1.0)``).
+    """
+
+    def decorate(fn: F) -> F:
+        return _declare(fn, PointKind(Kind.GUARD, timeout=timeout))
+
+    return decorate if function is None else decorate(function)
 
 
-def resolve(function: F) -> F:
+def resolve(function: F | None = None, *, timeout: float | None = None) -> Any:
     """Declare a resolve point: the first implementation returning non-``None`` wins.
 
     When the return annotation is ``X | None`` for a class ``X``, an answer
-    that is not an ``X`` fails the point, naming the plugin.
+    that is not an ``X`` fails the point, naming the plugin. Usable bare
+    (``@resolve``) or with the point's own time limit (``@resolve(timeout=120)``).
     """
-    return _declare(function, PointKind(Kind.RESOLVE, value_type=_answer_type(function)))
+
+    def decorate(fn: F) -> F:
+        return _declare(fn, PointKind(Kind.RESOLVE, value_type=_answer_type(fn), timeout=timeout))
+
+    return decorate if function is None else decorate(function)
 
 
 def _answer_type(function: Callable[..., Any]) -> type | None:
@@ -101,11 +114,12 @@ def effect(function: F | None = None, *, timeout: float | None = None) -> Any:
     return decorate if function is None else decorate(function)
 
 
-def pipeline(value: str) -> Callable[[F], F]:
+def pipeline(value: str, *, timeout: float | None = None) -> Callable[[F], F]:
     """Declare a pipeline point threading the argument named ``value``.
 
     The type every implementation must return (or ``None`` for "unchanged")
     is read from that argument's annotation, so the contract states it once.
+    ``timeout`` is the point's own time limit, instead of the kind's.
     """
 
     def decorate(fn: F) -> F:
@@ -120,6 +134,6 @@ def pipeline(value: str) -> Callable[[F], F]:
         # rather than record a type no returned value can ever be an instance of.
         if not isinstance(value_type, type) or value_type is types.UnionType:
             raise TypeError(f"pipeline {fn.__name__!r}: {annotation!r} is not a checkable type")
-        return _declare(fn, PointKind(Kind.PIPELINE, value=value, value_type=value_type))
+        return _declare(fn, PointKind(Kind.PIPELINE, value=value, value_type=value_type, timeout=timeout))
 
     return decorate

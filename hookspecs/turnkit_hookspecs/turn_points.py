@@ -61,7 +61,7 @@ def turn_prompt(ctx: SessionExtensionContext, turn: TurnInfo, prompt: Prompt) ->
     """
 
 
-@resolve
+@resolve(timeout=120.0)
 def turn_reply(
     ctx: SessionExtensionContext, turn: TurnInfo, prompt: Prompt, stream: ReplyStream
 ) -> Message | None:

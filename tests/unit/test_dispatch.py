@@ -435,7 +435,7 @@ async def test_effects_all_run_despite_failures_and_hangs(manager: PluginManager
 
 
 async def test_effect_timeout_per_point_from_config() -> None:
-    manager = PluginManager(PluginsConfig(effect_timeout=10.0, effect_timeouts={"turn_completed": 0.05}))
+    manager = PluginManager(PluginsConfig(effect_timeout=10.0, timeouts={"turn_completed": 0.05}))
     manager.register(Hangs(), "hangs")
     await manager.dispatch.effect("turn_completed", **EFFECT_ARGS)
     await manager.dispatch.drain()
