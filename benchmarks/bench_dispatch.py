@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pluggy
-from turnkit import PluginManager, PluginsConfig
+from turnkit import Dispatcher, PluginManager, PluginsConfig
 from turnkit_hookspecs import CORE_HOOKSPECS, PROJECT_NAME, Message, Prompt, hookimpl
 
 MESSAGE = Message.of("user", "hello")
@@ -127,7 +127,8 @@ async def measure(
     point = KINDS[kind]
     plain, ours = managers(count, AsyncPlugin if is_async else SyncPlugin, rounds)
     caller = getattr(plain.hook, point)
-    dispatch = getattr(ours.dispatch, kind)
+    dispatcher = Dispatcher(ours)
+    dispatch = getattr(dispatcher, kind)
     kwargs = ARGS[point]
 
     if is_async:
@@ -147,16 +148,16 @@ async def measure(
 
     async def turnkit_until_done() -> None:
         await dispatch(point, **kwargs)
-        await ours.dispatch.drain()
+        await dispatcher.drain()
 
-    settle = ours.dispatch.drain
+    settle = dispatcher.drain
     base = await per_call(baseline, rounds, repeat, settle)
     rows = [("", base, await per_call(turnkit, rounds, repeat, settle))]
     if kind == "effect":
         done_rounds = max(rounds // 20, 20)
         rows.append((" until done", base, await per_call(turnkit_until_done, done_rounds, repeat, settle)))
-    assert ours.dispatch.dropped == 0, "the benchmark must not measure dropped effects"
-    await ours.dispatch.aclose()
+    assert dispatcher.dropped == 0, "the benchmark must not measure dropped effects"
+    await dispatcher.aclose()
     return rows
 
 

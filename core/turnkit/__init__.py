@@ -27,7 +27,7 @@ _EXPORTS = {
     "ResolveError": "errors",
     "TurnkitError": "errors",
     "UnknownPointError": "errors",
-    "Implementation": "manager",
+    "Implementation": "registry",
     "PluginManager": "manager",
     "PluginRecord": "manager",
     "MemoryTraceSink": "tracing",
@@ -83,5 +83,6 @@ if TYPE_CHECKING:
         TurnkitError,
         UnknownPointError,
     )
-    from .manager import Implementation, PluginManager, PluginRecord
+    from .manager import PluginManager, PluginRecord
+    from .registry import Implementation
     from .tracing import MemoryTraceSink, TraceRecord, TraceSink, trace_scope

@@ -32,13 +32,16 @@ from .actions import ActionRegistry
 from .config import Config, load_config, settings_for
 from .defaults import install_defaults
 from .dispatch import Dispatcher
-from .errors import ConfigError, PluginConfigureError, TurnkitError
+from .errors import ConfigError, PluginConfigureError, StoreError, TurnkitError
 from .extension import ExtensionContext
 from .manager import PluginManager
 from .orchestrator import SessionOrchestrator
+from .points import Points
+from .secrets import Secrets, protect_logs
 from .storage import ServiceStorage
 from .store import Store, open_store
 from .tracing import TurnTraceSink
+from .watchdog import Watchdog
 
 T = TypeVar("T")
 ConfigSource = Config | str | os.PathLike[str] | None
@@ -71,16 +74,21 @@ class Agent:
         self.id = self.config.agent.id
         self.logger = logger or logging.getLogger(f"turnkit.agent.{self.id}")
         self.logger.setLevel(self.config.agent.log_level)
+        #: Values scrubbed from what is stored and logged; settings add theirs as they are structured.
+        self.secrets = Secrets.of(self.config, self.env)
+        protect_logs(self.secrets)
         self._given_manager = manager
         self._resume = resume
         self.traces = TurnTraceSink()
-        self.actions = ActionRegistry()
+        self.actions = ActionRegistry(self.secrets)
         self.context = AgentContext(self)
         #: Services that started, in start order.
         self.services: dict[str, Any] = {}
         #: Services that failed to start: name → error.
         self.service_errors: dict[str, str] = {}
         self._manager: PluginManager | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._watchdog: Watchdog | None = None
         self._store: Store | None = None
         self._orchestrator: SessionOrchestrator | None = None
         self._stop_serving = asyncio.Event()
@@ -91,6 +99,11 @@ class Agent:
     def manager(self) -> PluginManager:
         """The plugin manager (available once started)."""
         return self._started(self._manager)
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """Dispatch of the points (available once started): ``await agent.dispatcher.drain()``."""
+        return self._started(self._dispatcher)
 
     @property
     def store(self) -> Store:
@@ -131,17 +144,28 @@ class Agent:
         """
         manager = self._given_manager
         if manager is None:
-            manager = PluginManager.load(self.config, self.env, self.traces, strict=True)
-        else:
-            manager.dispatch.trace = self.traces
+            manager = PluginManager.load(self.config, self.env, strict=True)
         install_defaults(manager, self.config.model)
+        self._check_names(manager)
         self._manager = manager
-        self._store = await open_store(self.config.store, self.config.base_dir)
+        self._dispatcher = Dispatcher(manager, self.traces)
+        try:
+            self._store = await open_store(self.config.store, self.config.base_dir, secrets=self.secrets)
+        except StoreError as exc:
+            raise StoreError(f"{self.config.source}: {exc} @ $.store.url") from exc
         # Made before the services start so that they can open sessions from start();
         # it starts running turns (recovery, queued turns, the inbox) once they all have.
         self._orchestrator = SessionOrchestrator(
-            self.id, self._store, manager, self.config, self.actions, self.traces, self.logger
+            self.id,
+            self._store,
+            Points(self._dispatcher),
+            self.config,
+            self.actions,
+            self.traces,
+            self.logger,
         )
+        self._watchdog = Watchdog(manager.config.watchdog, self._dispatcher.owners)
+        self._watchdog.start()
         try:
             await self._configure_plugins(manager)
             await self._start_services(manager)
@@ -152,6 +176,7 @@ class Agent:
                 await self._orchestrator.stop()
             await self._stop_services()
             await self._store.close()
+            self._stop_watching()
             self._store = self._orchestrator = None
             raise
 
@@ -162,14 +187,19 @@ class Agent:
         try:
             if self._orchestrator is not None:
                 await self._orchestrator.stop()
-            if self._manager is not None:
-                await self._manager.dispatch.aclose()
+            await self.dispatcher.aclose()
             if self._orchestrator is not None:
                 await self._orchestrator.flush_traces()
             await self._stop_services()
         finally:
             await self._store.close()
+            self._stop_watching()
             self._store = self._orchestrator = None
+
+    def _stop_watching(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
 
     def _start_order(self, manager: PluginManager) -> list[tuple[str, Any]]:
         available = manager.services()
@@ -194,6 +224,7 @@ class Agent:
             settings_class = getattr(plugin, "settings_class", None)
             if settings_class is not None:
                 plugin.settings = settings_for(self.config, "plugin", name, settings_class)
+                self.secrets.add_settings(plugin.settings, self.env)
             elif name in self.config.plugin:
                 raise ConfigError(
                     f"{self.config.source}: [plugin.{name}]: the plugin {name!r} takes no settings"
@@ -208,6 +239,19 @@ class Agent:
             except Exception as exc:
                 raise PluginConfigureError(name, manager.records[name].distribution, exc) from exc
 
+    def _check_names(self, manager: PluginManager) -> None:
+        """Refuse ``[plugins] timeouts`` and ``[services] required`` entries naming nothing here."""
+        problems = manager.timeout_problems()
+        installed = manager.services()
+        known = ", ".join(sorted(installed)) or "none"
+        problems += [
+            f"service {name!r} is not installed (installed services: {known}) @ $.services.required[{index}]"
+            for index, name in enumerate(self.config.services.required)
+            if name not in installed
+        ]
+        if problems:
+            raise ConfigError(f"{self.config.source}: " + "; ".join(problems))
+
     async def _start_services(self, manager: PluginManager) -> None:
         unknown = sorted(set(self.config.service) - set(manager.services()))
         if unknown:
@@ -220,6 +264,7 @@ class Agent:
             settings_class = getattr(service, "settings_class", None)
             if settings_class is not None:
                 service.settings = settings_for(self.config, "service", name, settings_class)
+                self.secrets.add_settings(service.settings, self.env)
             try:
                 await service.start(self.context)
             except Exception as exc:
@@ -396,7 +441,7 @@ class AgentContext:
     @property
     def plugins(self) -> Dispatcher:
         """Dispatch of the four kinds (``await context.plugins.guard("point", ...)``)."""
-        return self._agent.manager.dispatch
+        return self._agent.dispatcher
 
     async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:
         """Call ``service.action`` with ``payload`` as keyword arguments.

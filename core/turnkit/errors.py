@@ -6,6 +6,8 @@ runtime's refusals apart from bugs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import turnkit_hookspecs as contract
 
 
@@ -14,7 +16,14 @@ class TurnkitError(Exception):
 
 
 class ConfigError(TurnkitError):
-    """The configuration file is unreadable or does not match its schema."""
+    """The configuration file is unreadable or does not match its schema.
+
+    The message is always one line: keys and values quoted from the file
+    may hold newlines or terminal escapes, which are shown escaped.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("".join(c if c.isprintable() else ascii(c)[1:-1] for c in message))
 
 
 class PluginLoadError(TurnkitError):
@@ -39,10 +48,14 @@ class PluginConfigureError(TurnkitError):
 class RequiredPluginError(TurnkitError):
     """A plugin listed in ``plugins.required`` is not loaded; the agent must not start."""
 
-    def __init__(self, missing: dict[str, str]) -> None:
+    def __init__(
+        self, missing: dict[str, str], loaded: Sequence[str] = (), source: str | None = None
+    ) -> None:
         self.missing = missing
         lines = "; ".join(f"{name}: {why}" for name, why in sorted(missing.items()))
-        super().__init__(f"required plugins not loaded — {lines}")
+        known = f"loaded plugins: {', '.join(loaded)}" if loaded else "no plugin is loaded"
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}required plugins not loaded — {lines} ({known})")
 
 
 class UnknownPointError(TurnkitError):
@@ -75,6 +88,27 @@ class ResolveError(TurnkitError):
         self.point = point
         self.plugin = plugin
         super().__init__(f"resolve {point!r}: plugin {plugin!r} {problem}")
+
+
+class PluginTimeout(TurnkitError):
+    """An implementation ran past its point's time limit; the kind's rule decides what follows."""
+
+    def __init__(self, plugin: str, point: str, seconds: float) -> None:
+        self.plugin = plugin
+        self.point = point
+        self.seconds = seconds
+        super().__init__(f"timed out after {seconds:g}s")
+
+
+class PluginHung(TurnkitError):
+    """A plugin has too many calls still stuck on abandoned threads to be given another one."""
+
+    def __init__(self, plugin: str, hung: int) -> None:
+        self.plugin = plugin
+        self.hung = hung
+        super().__init__(
+            f"not called: {hung} earlier call(s) of plugin {plugin!r} are still hung ([plugins] hung_limit)"
+        )
 
 
 class NoResolutionError(TurnkitError):

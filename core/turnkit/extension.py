@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 from turnkit_hookspecs import ContextWindowState, ForkOptions, Message, SessionInfo
 
-from .dispatch import ContextSource
 from .errors import SessionError, UnknownAgentError
+from .plan import ContextSource
 from .prompting import context_message, visible
 from .store import Acting
 
@@ -101,9 +101,7 @@ class ExtensionContext:
         _require(value, str, "value")
         await self._o.store.add_context(self.session_id, key, value, self._extension_id, self._turn_id)
         await self._audit("contribute_context", {"key": key, "chars": len(value)})
-        await self._o.dispatch.effect(
-            "session_context_contributed", ctx=self._contexts(), key=key, value=value
-        )
+        await self._o.points.session_context_contributed(self._contexts(), key, value)
 
     async def fork(self, options: ForkOptions | None = None) -> str:
         """Create a child session seeing this history up to now; return its id.
@@ -116,12 +114,12 @@ class ExtensionContext:
         """
         options = _require(options if options is not None else ForkOptions(), ForkOptions, "options")
         contexts = self._contexts()
-        deny = await self._o.dispatch.guard("session_fork", ctx=contexts, options=options)
+        deny = await self._o.points.session_fork(contexts, options)
         if deny is not None:
             await self._audit("fork_denied", {"reason": options.reason, "denied_by": deny.plugin})
             raise SessionError(f"fork of session {self.session_id!r} denied by {deny.plugin}: {deny.reason}")
         child, first = await self._o.sessions.fork(self.session_id, options, self._acting)
-        await self._o.dispatch.effect("session_forked", ctx=contexts, child=child, options=options)
+        await self._o.points.session_forked(contexts, child, options)
         if first is not None:
             self._o.schedule(child.session_id)
         return child.session_id
@@ -137,16 +135,14 @@ class ExtensionContext:
         await self._o.settle(child_id)
         if summary is None:
             history = [m.message for m in await self._o.store.messages(child_id)]
-            summary = await self._o.dispatch.resolve(
-                "session_compress", ctx=contexts, messages=history, reason="merge"
-            )
+            summary = await self._o.points.session_compress(contexts, history, "merge")
         text = _require(summary, str, "summary")
         message = Message.of(
             "system", f"Result of child session {child_id}: {text}", metadata={"merged_from": child_id}
         )
         await self._o.sessions.merge(self.session_id, child_id, message, self._acting)
         merged = _with_status(child.info, "merged")
-        await self._o.dispatch.effect("session_merged", ctx=contexts, child=merged, summary=message)
+        await self._o.points.session_merged(contexts, merged, message)
         return message
 
     async def abandon(self, child_id: str) -> None:
@@ -154,7 +150,7 @@ class ExtensionContext:
         child = await self._o.sessions.child(self.session_id, _require(child_id, str, "child_id"))
         await self._o.sessions.abandon(self.session_id, child_id, self._acting)
         abandoned = _with_status(child.info, "abandoned")
-        await self._o.dispatch.effect("session_abandoned", ctx=self._contexts(), child=abandoned)
+        await self._o.points.session_abandoned(self._contexts(), abandoned)
 
     async def get_child_sessions(self) -> Sequence[SessionInfo]:
         """The sessions forked from this one, oldest first."""
@@ -165,9 +161,7 @@ class ExtensionContext:
     async def get_context_window_state(self) -> ContextWindowState:
         """How full the next prompt's window is, counted by ``session_token_count``."""
         messages = await self._window_messages()
-        tokens = await self._o.dispatch.resolve(
-            "session_token_count", ctx=self._contexts(), messages=messages
-        )
+        tokens = await self._o.points.session_token_count(self._contexts(), messages)
         state = ContextWindowState.measure(tokens, self._o.config.model.max_tokens)
         await self._audit("get_context_window_state", {"tokens": tokens, "level": state.level})
         return state
@@ -196,23 +190,17 @@ class ExtensionContext:
             await self._audit("compress_skipped", {"reason": reason, "messages": plan.seen})
             return
         contexts = self._contexts()
-        text = await self._o.dispatch.resolve(
-            "session_compress", ctx=contexts, messages=plan.messages, reason=reason
-        )
+        text = await self._o.points.session_compress(contexts, plan.messages, reason)
         summary = await self._o.sessions.compress(self.session_id, plan.upto, text, reason, self._turn_id)
         compressed = len(plan.messages)
         await self._audit("compress", {"reason": reason, "compressed": compressed, "upto": plan.upto})
-        await self._o.dispatch.effect(
-            "session_compressed", ctx=contexts, summary=summary, compressed=compressed, reason=reason
-        )
+        await self._o.points.session_compressed(contexts, summary, compressed, reason)
 
     async def send_to_agent(self, agent_id: str, message: Message) -> None:
         """Deliver ``message`` to ``agent_id``'s durable inbox (guarded by ``agent_message``)."""
         _require(agent_id, str, "agent_id")
         _require(message, Message, "message")
-        deny = await self._o.dispatch.guard(
-            "agent_message", ctx=self._contexts(), agent_id=agent_id, message=message
-        )
+        deny = await self._o.points.agent_message(self._contexts(), agent_id, message)
         if deny is not None:
             await self._audit("send_to_agent_denied", {"to": agent_id, "denied_by": deny.plugin})
             raise SessionError(f"message to agent {agent_id!r} denied by {deny.plugin}: {deny.reason}")

@@ -24,7 +24,7 @@ import logging
 import os
 import re
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any, Literal
 
@@ -43,9 +43,8 @@ from .discovery import (
     find,
     normalize,
 )
-from .dispatch import Dispatcher
 from .errors import PluginLoadError, RequiredPluginError, UnknownPointError
-from .tracing import TraceSink
+from .registry import Implementation
 
 log = logging.getLogger("turnkit.plugins")
 
@@ -73,29 +72,14 @@ class PluginRecord:
         return attrs.asdict(self)
 
 
-@attrs.frozen
-class Implementation:
-    """One hookimpl of a point, as the dispatcher calls it and ``turnkit hooks`` shows it."""
-
-    plugin: str
-    distribution: str | None
-    function: Callable[..., Any] = attrs.field(eq=False)
-    argnames: tuple[str, ...]
-    is_async: bool
-    wrapper: bool
-    tryfirst: bool
-    trylast: bool
-
-    @property
-    def qualname(self) -> str:
-        """``module:function`` of the implementation."""
-        return f"{self.function.__module__}:{self.function.__qualname__}"
-
-
 class PluginManager:
-    """Holds the registered services and plugins and the points they implement."""
+    """Holds the registered services and plugins and the points they implement.
 
-    def __init__(self, config: PluginsConfig | None = None, trace_sink: TraceSink | None = None) -> None:
+    It is the :class:`~turnkit.registry.Registry` a
+    :class:`~turnkit.dispatch.Dispatcher` calls through; the agent owns both.
+    """
+
+    def __init__(self, config: PluginsConfig | None = None) -> None:
         self.config = config or PluginsConfig()
         self.pm = pluggy.PluginManager(PROJECT_NAME)
         self.records: dict[str, PluginRecord] = {}
@@ -105,7 +89,6 @@ class PluginManager:
         self._owners: dict[str, str] = {}
         for module in CORE_HOOKSPECS:
             self.add_hookspecs(module, owner="turnkit")
-        self.dispatch = Dispatcher(self, trace_sink)
 
     # ------------------------------------------------------------------ loading
 
@@ -114,7 +97,6 @@ class PluginManager:
         cls,
         config: Config | PluginsConfig | None = None,
         env: Mapping[str, str] | None = None,
-        trace_sink: TraceSink | None = None,
         *,
         strict: bool = True,
     ) -> PluginManager:
@@ -125,11 +107,11 @@ class PluginManager:
         the failure is only recorded so it can be shown.
         """
         plugins_config = config.plugins if isinstance(config, Config) else config
-        manager = cls(plugins_config, trace_sink)
+        manager = cls(plugins_config)
         manager._load_group(find(SERVICES_GROUP), Selection(allow=None, disable=frozenset()))
         manager._load_group(find(PLUGINS_GROUP), Selection.from_env(os.environ if env is None else env))
         if strict:
-            manager.check_required()
+            manager.check_required(config.source if isinstance(config, Config) else None)
         return manager
 
     def _load_group(self, candidates: list[Candidate], selection: Selection) -> None:
@@ -176,8 +158,11 @@ class PluginManager:
         where = f" ({record.distribution} {record.version})" if record.distribution else ""
         log.warning("skipping %s%s: %s", record.name, where, reason)
 
-    def check_required(self) -> None:
-        """Raise :class:`RequiredPluginError` unless every required plugin is loaded."""
+    def check_required(self, source: str | None = None) -> None:
+        """Raise :class:`RequiredPluginError` unless every required plugin is loaded.
+
+        ``source`` is the configuration file that requires them, for the message.
+        """
         missing = {}
         for name in self.config.required:
             record = self.records.get(name) or self._record_for_distribution(name)
@@ -186,7 +171,7 @@ class PluginManager:
             elif record.status != "loaded":
                 missing[name] = f"{record.status}: {record.error}"
         if missing:
-            raise RequiredPluginError(missing)
+            raise RequiredPluginError(missing, sorted(self.plugins()), source)
 
     def _record_for_distribution(self, name: str) -> PluginRecord | None:
         wanted = normalize(name)
@@ -373,6 +358,16 @@ class PluginManager:
             ]
         return problems
 
+    def timeout_problems(self) -> list[str]:
+        """``[plugins] timeouts`` keys that are not points: a typo would leave the default limit."""
+        problems = []
+        for point in self.config.timeouts:
+            try:
+                self.point(point)
+            except UnknownPointError as exc:
+                problems.append(f"{exc} @ $.plugins.timeouts[{point!r}]")
+        return problems
+
     def _describe(self, impl: pluggy.HookImpl) -> Implementation:
         record = self.records.get(impl.plugin_name)
         return Implementation(
@@ -384,4 +379,5 @@ class PluginManager:
             wrapper=impl.wrapper,
             tryfirst=impl.tryfirst,
             trylast=impl.trylast,
+            trusted=record is not None and record.group != PLUGINS_GROUP,
         )

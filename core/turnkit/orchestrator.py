@@ -55,7 +55,7 @@ from .tracing import trace_scope
 if TYPE_CHECKING:
     from .actions import ActionRegistry
     from .config import Config
-    from .manager import PluginManager
+    from .points import Points
     from .store import Claim, Store, TurnOutcome, TurnRecord
     from .tracing import TurnTraceSink
 
@@ -71,7 +71,7 @@ class SessionOrchestrator:
         self,
         agent_id: str,
         store: Store,
-        manager: PluginManager,
+        points: Points,
         config: Config,
         actions: ActionRegistry,
         traces: TurnTraceSink,
@@ -79,8 +79,7 @@ class SessionOrchestrator:
     ) -> None:
         self.agent_id = agent_id
         self.store = store
-        self.manager = manager
-        self.dispatch = manager.dispatch
+        self.points = points
         self.config = config
         self.actions = actions
         self.traces = traces
@@ -147,22 +146,35 @@ class SessionOrchestrator:
         self._housekeeping = asyncio.get_running_loop().create_task(self._keep_house(), name="turnkit lease")
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking turns; let running ones finish within ``timeout``, then cancel them.
+        """Finish what is under way, then stop taking turns; after ``timeout``, cancel.
 
-        A cancelled turn stays ``running`` in the store, exactly as after a
-        crash; the lease is released, so the next process to look (another
-        worker, or the next start) takes it over at once.
+        Intake stays open while the running turns finish and the effects they
+        queued drain, since an effect may start more work that must not be
+        half-done (a fork's first message, run here and now): only when all
+        is quiet, or ``timeout`` is over, does the orchestrator refuse new
+        messages and cancel what still runs. A cancelled turn stays
+        ``running`` in the store, exactly as after a crash; the lease is
+        released, so the next process to look (another worker, or the next
+        start) takes it over at once.
         """
+        dispatch = self.points.dispatch
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while True:
+                    workers = list(self._workers.values())
+                    if workers:
+                        await asyncio.wait(workers)
+                    await dispatch.drain()
+                    if not self._workers:
+                        break
         self._closing = True
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             await asyncio.gather(self._housekeeping, return_exceptions=True)
         workers = list(self._workers.values())
-        if workers:
-            _, pending = await asyncio.wait(workers, timeout=timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
         for waiter in self._waiters.values():
             if not waiter.done():
                 waiter.set_exception(TurnkitError("the agent stopped before the turn ran; it stays queued"))
@@ -471,36 +483,30 @@ class SessionOrchestrator:
         try:
             session = await self.sessions.get(turn.session_id)
             contexts = SessionContexts(self, session.info, turn.turn_id)
-            dispatch = self.dispatch
+            points = self.points
             try:
-                deny = await dispatch.guard("turn_authorize", ctx=contexts, turn=info, message=inbound)
+                deny = await points.turn_authorize(contexts, info, inbound)
                 if deny is not None:
                     error = f"denied by {deny.plugin}: {deny.reason}"
                     done = await self._finish(turn, "denied", error=error, deny=deny)
-                    await dispatch.effect(
-                        "turn_denied", ctx=contexts, turn=done.info, message=inbound, deny=deny
-                    )
+                    await points.turn_denied(contexts, done.info, inbound, deny)
                     return TurnResult(done.info, deny=deny)
-                message = await dispatch.pipeline("turn_inbound", ctx=contexts, turn=info, message=inbound)
+                message = await points.turn_inbound(contexts, info, inbound)
                 prompt = assemble(claim.window, turn.message_id, message, claim.context, self.actions.tools)
-                prompt = await dispatch.pipeline("turn_prompt", ctx=contexts, turn=info, prompt=prompt)
-                stream = TurnStream(dispatch, contexts, info, self._listeners.get(turn.turn_id))
+                prompt = await points.turn_prompt(contexts, info, prompt)
+                stream = TurnStream(points, contexts, info, self._listeners.get(turn.turn_id))
                 steps, reply = await self._reply(contexts, info, prompt, stream)
-                reply = await dispatch.pipeline("turn_outbound", ctx=contexts, turn=info, message=reply)
+                reply = await points.turn_outbound(contexts, info, reply)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 self.log.warning("turn %s of session %s failed: %s", turn.turn_id, turn.session_id, error)
                 # contributed context stays pending: no answer was made with it
                 done = await self._finish(turn, "failed", error=error)
-                await dispatch.effect(
-                    "turn_failed", ctx=contexts, turn=done.info, message=inbound, error=error
-                )
+                await points.turn_failed(contexts, done.info, inbound, error)
                 return TurnResult(done.info)
             consumed = [item.id for item in claim.context]
             done = await self._finish(turn, "completed", messages=[*steps, reply], consumed=consumed)
-            await dispatch.effect(
-                "turn_completed", ctx=contexts, turn=done.info, message=inbound, reply=reply
-            )
+            await points.turn_completed(contexts, done.info, inbound, reply)
             return TurnResult(done.info, reply=reply)
         finally:
             running_turn.reset(running)
@@ -513,9 +519,7 @@ class SessionOrchestrator:
         steps: list[Message] = []
         limit = self.config.turns.max_tool_steps
         while True:
-            reply: Message = await self.dispatch.resolve(
-                "turn_reply", ctx=contexts, turn=info, prompt=prompt, stream=stream
-            )
+            reply = await self.points.turn_reply(contexts, info, prompt, stream)
             calls = reply.tool_calls
             if not calls:
                 return steps, reply
@@ -529,7 +533,7 @@ class SessionOrchestrator:
             prompt = attrs.evolve(prompt, messages=(*prompt.messages, reply, results))
 
     async def _run_tool(self, contexts: SessionContexts, info: Any, call: ToolCallBlock) -> ToolOutputBlock:
-        deny = await self.dispatch.guard("tool_authorize", ctx=contexts, turn=info, call=call)
+        deny = await self.points.tool_authorize(contexts, info, call)
         if deny is not None:
             return ToolOutputBlock(
                 call.tool_call_id, f"denied by {deny.plugin}: {deny.reason}", is_error=True

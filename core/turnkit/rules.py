@@ -10,16 +10,14 @@ returns something other than ``None`` or raises, so the common path
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import attrs
 from turnkit_hookspecs import Deny, Kind
 
-from .errors import NoResolutionError, PipelineError, ResolveError
+from .errors import NoResolutionError, PipelineError, PluginHung, PluginTimeout, ResolveError
+from .plan import Plan
 from .tracing import Outcome
-
-if TYPE_CHECKING:
-    from .dispatch import Plan
 
 log = logging.getLogger("turnkit.dispatch")
 
@@ -58,9 +56,9 @@ class GuardRules:
         return True, Deny(f"{plugin} {problem}", plugin=plugin)
 
     def failed(self, plan: Plan, plugin: str, error: Exception, marks: Marks, index: int) -> Deny:
-        marks[index] = ("error", repr(error))
-        log.warning("guard %s: plugin %s raised %r; denying", plan.point, plugin, error)
-        return Deny(f"{plugin} failed: {error!r}", plugin=plugin)
+        problem = _mark(marks, index, error, "failed:")
+        log.warning("guard %s: plugin %s %s; denying", plan.point, plugin, problem)
+        return Deny(f"{plugin} {problem}", plugin=plugin)
 
     def exhausted(self, plan: Plan, kwargs: dict[str, Any]) -> None:
         return None
@@ -83,8 +81,7 @@ class PipelineRules:
         return False, None
 
     def failed(self, plan: Plan, plugin: str, error: Exception, marks: Marks, index: int) -> Any:
-        marks[index] = ("error", repr(error))
-        raise PipelineError(plan.point, plugin, f"raised {error!r}") from error
+        raise PipelineError(plan.point, plugin, _mark(marks, index, error, "raised")) from error
 
     def exhausted(self, plan: Plan, kwargs: dict[str, Any]) -> Any:
         assert plan.kind.value is not None
@@ -106,11 +103,23 @@ class ResolveRules:
         return True, result
 
     def failed(self, plan: Plan, plugin: str, error: Exception, marks: Marks, index: int) -> Any:
-        marks[index] = ("error", repr(error))
-        raise ResolveError(plan.point, plugin, f"raised {error!r}") from error
+        raise ResolveError(plan.point, plugin, _mark(marks, index, error, "raised")) from error
 
     def exhausted(self, plan: Plan, kwargs: dict[str, Any]) -> Any:
         raise NoResolutionError(plan.point, list(plan.plugins))
+
+
+def _mark(marks: Marks, index: int, error: Exception, verb: str) -> str:
+    """Trace a failed call (``timeout`` or ``error``) and say what happened, for the message.
+
+    The runtime's own refusals (a timeout, a plugin still hung) are said in
+    words; a plugin's exception is shown as ``<verb> <repr>``.
+    """
+    if isinstance(error, PluginTimeout):
+        marks[index] = ("timeout", f"exceeded {error.seconds:g}s")
+        return str(error)
+    marks[index] = ("error", repr(error))
+    return str(error) if isinstance(error, PluginHung) else f"{verb} {error!r}"
 
 
 #: The rules of the kinds dispatched in the caller's flow (effects run queued, see dispatch.py).

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from turnkit_hookspecs import ChunkListener, TurnInfo
 
 if TYPE_CHECKING:
-    from .dispatch import Dispatcher
     from .extension import SessionContexts
+    from .points import Points
 
 log = logging.getLogger("turnkit.streaming")
 
@@ -25,16 +25,16 @@ log = logging.getLogger("turnkit.streaming")
 class TurnStream:
     """The ``stream`` argument of ``turn_reply`` (implements ``ReplyStream``)."""
 
-    __slots__ = ("_contexts", "_dispatch", "_listener", "_turn", "written")
+    __slots__ = ("_contexts", "_listener", "_points", "_turn", "written")
 
     def __init__(
         self,
-        dispatch: Dispatcher,
+        points: Points,
         contexts: SessionContexts,
         turn: TurnInfo,
         listener: ChunkListener | None,
     ) -> None:
-        self._dispatch = dispatch
+        self._points = points
         self._contexts = contexts
         self._turn = turn
         self._listener = listener
@@ -51,7 +51,7 @@ class TurnStream:
         listener = self._listener
         if listener is None or not text:
             return
-        text = await self._dispatch.pipeline("turn_chunk", ctx=self._contexts, turn=self._turn, text=text)
+        text = await self._points.turn_chunk(self._contexts, self._turn, text)
         if not text:
             return
         try:

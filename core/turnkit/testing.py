@@ -220,7 +220,7 @@ class AgentHarness:
         self.run(self._settle())
 
     async def _settle(self) -> None:
-        await self.agent.manager.dispatch.drain()
+        await self.agent.dispatcher.drain()
         await self.agent.orchestrator.flush_traces()
 
     # ------------------------------------------------------------------ inspecting

@@ -21,7 +21,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import attrs
 
@@ -69,7 +69,11 @@ def _declare(function: F, kind: PointKind) -> F:
     return hookspec(function)
 
 
-def guard(function: F | None = None, *, timeout: float | None = None) -> Any:
+@overload
+def guard(function: F, *, timeout: float | None = None) -> F: ...
+@overload
+def guard(function: None = None, *, timeout: float | None = None) -> Callable[[F], F]: ...
+def guard(function: F | None = None, *, timeout: float | None = None) -> F | Callable[[F], F]:
     """Declare a guard point: implementations return ``None`` to allow or a ``Deny``.
 
     Usable bare (``@guard``) or with the point's own time limit (``@guard(timeout=1.0)``).
@@ -81,7 +85,11 @@ def guard(function: F | None = None, *, timeout: float | None = None) -> Any:
     return decorate if function is None else decorate(function)
 
 
-def resolve(function: F | None = None, *, timeout: float | None = None) -> Any:
+@overload
+def resolve(function: F, *, timeout: float | None = None) -> F: ...
+@overload
+def resolve(function: None = None, *, timeout: float | None = None) -> Callable[[F], F]: ...
+def resolve(function: F | None = None, *, timeout: float | None = None) -> F | Callable[[F], F]:
     """Declare a resolve point: the first implementation returning non-``None`` wins.
 
     When the return annotation is ``X | None`` for a class ``X``, an answer
@@ -102,7 +110,11 @@ def _answer_type(function: Callable[..., Any]) -> type | None:
     return answer if isinstance(answer, type) else None
 
 
-def effect(function: F | None = None, *, timeout: float | None = None) -> Any:
+@overload
+def effect(function: F, *, timeout: float | None = None) -> F: ...
+@overload
+def effect(function: None = None, *, timeout: float | None = None) -> Callable[[F], F]: ...
+def effect(function: F | None = None, *, timeout: float | None = None) -> F | Callable[[F], F]:
     """Declare an effect point, optionally with its own default timeout.
 
     Usable bare (``@effect``) or with arguments (``@effect(timeout=2.0)``).

@@ -80,7 +80,7 @@ async def test_a_message_runs_the_points_in_order_and_the_reply_is_delivered(tmp
     async with running_agent(tmp_path, services=[chat], plugins={"rec": recorder}) as agent:
         channel = Inbox(chat)
         outcome = await chat.handle(said("hello there"), channel)
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         history = await agent.sessions.history(outcome.session_id)
     assert outcome.status == "completed" and outcome.reply.text == "hello there"
     assert channel.delivered == [("c1", ["hello there"])]

@@ -61,7 +61,7 @@ async def test_the_example_agent_serves_http_with_redaction_and_audit(
                 "/api/chats/me/messages", json={"text": "hi"}, headers={"Authorization": ""}
             )
             response = await client.post("/api/chats/me/messages", json={"text": "mail ann@example.org"})
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         agent.request_stop()
         await asyncio.wait_for(serving, 10)
     assert refused.status_code == 401

@@ -95,7 +95,7 @@ async def test_contributed_context_lands_in_the_next_prompt_only(tmp_path: Path)
         first = await agent.send("one", sid)
         second = await agent.send("two", sid)
         third = await agent.send("three", sid)
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
 
         assert not has_context(spy.of(first.turn)), "made during turn 1: not in turn 1's prompt"
         assert spy.of(second.turn)[-2:] == [
@@ -162,7 +162,7 @@ async def test_fork_sees_the_parent_history_up_to_the_fork_point(tmp_path: Path)
         parent_history = [m.text for m in await agent.sessions.history(parent)]
         assert "in the child" not in parent_history
 
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         [forked] = recorder.named("session_forked")
         assert forked["child"].session_id == child and forked["options"] == options
         assert forked["ctx"].session_id == parent
@@ -263,7 +263,7 @@ async def test_merge_with_a_given_summary(tmp_path: Path) -> None:
         with pytest.raises(SessionError, match="merged"):
             await agent.send("more", child)
 
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         [effect] = recorder.named("session_merged")
         assert effect["child"].session_id == child and effect["child"].status == "merged"
         assert effect["summary"] == merged
@@ -348,7 +348,7 @@ async def test_abandon_closes_a_child_without_bringing_anything_back(tmp_path: P
         with pytest.raises(SessionError, match="abandoned"):
             await agent.send("more", child)
 
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         [effect] = recorder.named("session_abandoned")
         assert (effect["child"].session_id, effect["child"].status) == (child, "abandoned")
         assert ("actor", "abandon") in await audited(agent, parent)
@@ -479,7 +479,7 @@ async def test_request_compression_archives_older_messages_and_shortens_the_prom
             (False, False),
         ]
 
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         [effect] = recorder.named("session_compressed")
         assert (effect["compressed"], effect["reason"], effect["summary"].text) == (6, "too long", summary)
         [event] = [e for e in await agent.store.audit_events(sid) if e.action == "compress"]
@@ -508,7 +508,7 @@ async def test_compressing_too_little_is_skipped_and_audited(tmp_path: Path) -> 
         sid = (await agent.sessions.open()).session_id
         await act(agent, actor, sid, lambda ctx: ctx.request_compression("early"))
         assert not any(m.compressed or m.summary for m in await agent.store.messages(sid))
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         assert recorder.named("session_compressed") == []
         assert ("actor", "compress_skipped") in await audited(agent, sid)
 

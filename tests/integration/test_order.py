@@ -17,13 +17,13 @@ from tests.support.dists import FIXTURE_DISTS, install_distribution, subprocess_
 
 DISPATCH = """
 import asyncio
-from turnkit import PluginManager, load_config
+from turnkit import Dispatcher, PluginManager, load_config
 from turnkit_hookspecs import Message
 
 async def main():
     manager = PluginManager.load(load_config())
     hi = Message.of("user", "hi")
-    message = await manager.dispatch.pipeline("turn_inbound", ctx=None, turn=None, message=hi)
+    message = await Dispatcher(manager).pipeline("turn_inbound", ctx=None, turn=None, message=hi)
     print(message.text)
 
 asyncio.run(main())

@@ -121,7 +121,7 @@ async def build_content(home: Path) -> dict[str, str]:
             return found is not None and [t.status for t in await beta.store.turns(inbox)] == ["completed"]
 
         await eventually(answered)
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
     return {"main": MAIN, "child": child, "grandchild": grandchild, "crashed": CRASHED, "inbox": inbox}
 
 

@@ -89,7 +89,7 @@ async def test_a_failing_guard_denies_the_turn(tmp_path: Path, plugin: Any, reas
         assert (turn.status, turn.error) == ("denied", f"denied by bad: {reason}")
         assert texts(await agent.store.messages(sid)) == [("user", "let me in")], "inbound kept, no reply"
 
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         [denied] = recorder.named("turn_denied")
         assert denied["deny"] == result.deny and denied["turn"].status == "denied"
         assert recorder.named("turn_completed") == [] and recorder.named("turn_failed") == []
@@ -120,7 +120,7 @@ async def test_a_failing_pipeline_or_resolve_fails_the_turn(tmp_path: Path, plug
         assert turn.status == "failed" and turn.error == result.turn.error
         assert texts(await agent.store.messages(sid)) == [("user", "hello")], "inbound kept, no reply stored"
 
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         [failed] = recorder.named("turn_failed")
         assert failed["error"] == result.turn.error and failed["turn"].status == "failed"
         assert recorder.named("turn_completed") == []
@@ -164,7 +164,7 @@ async def test_a_raising_effect_is_recorded_and_the_turn_completes(tmp_path: Pat
     ) as agent:
         first = await agent.send("one")
         assert first.turn.status == "completed" and first.reply is not None and first.reply.text == "one"
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         assert len(recorder.named("turn_completed")) == 1, "the other effects still ran"
         # late effect traces are stored with the next turn's commit
         await agent.send("two", first.turn.session_id)

@@ -242,7 +242,7 @@ async def test_the_redaction_pipeline_rewrites_text_before_it_is_stored(tmp_path
         refused = await agent.invoke("memory.store", {"text": "a forbidden thing"})
         assert not refused.ok
         assert "redactor" in (refused.error or "") and "may not be kept" in (refused.error or "")
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         assert [m.id for m in recorder.stored] == [stored["id"]], "a refused memory is not announced"
         assert len((await agent.invoke("memory.list", {})).value) == 1
 
@@ -279,7 +279,7 @@ async def test_memory_stored_fires_after_the_memory_is_committed(tmp_path: Path)
         recorder.agent = agent
         one = await remember(agent, "Quentin takes the night bus")
         two = await remember(agent, "Rosa waters the ferns", scope="session", scope_id="s-9")
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         assert [m.to_dict() for m in recorder.stored] == [one, two]
         assert recorder.readable == [True, True], "each memory could be read back when the effect ran"
 

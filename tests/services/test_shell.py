@@ -358,7 +358,7 @@ async def test_a_timeout_kills_the_whole_process_group(tmp_path: Path, root: Pat
         ran = value(await agent.invoke("shell.exec", {"argv": GRANDCHILD, "timeout": 0.5}))
         grandchild = int(ran["stdout"])
         await wait_gone(grandchild)
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
     assert ran["timed_out"] is True
     assert ran["exit_code"] == -15, "SIGTERM ended the group within the grace period"
     [exit] = recorder.exits
@@ -396,7 +396,7 @@ async def test_stdin_and_stderr_and_the_exit_code(tmp_path: Path, root: Path) ->
     script = "read line; echo got $line; echo oops >&2; exit 3"
     async with shell_agent(tmp_path, root, plugins={"rec": recorder}, allow=["sh"]) as agent:
         ran = value(await agent.invoke("shell.exec", {"argv": ["sh", "-c", script], "stdin": "hello\n"}))
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
     assert {k: ran[k] for k in ("exit_code", "stdout", "stderr", "timed_out", "truncated")} == {
         "exit_code": 3,
         "stdout": "got hello\n",
@@ -424,7 +424,7 @@ async def test_the_model_calls_shell_exec_as_a_tool(tmp_path: Path, root: Path) 
         result = await agent.send("say hi")
         assert result.turn.status == "completed", result.turn.error
         history = await agent.sessions.history(result.turn.session_id)
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
     assert [m.role for m in history] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
     [ok] = [b for b in history[2].blocks if isinstance(b, ToolOutputBlock)]
     [denied] = [b for b in history[4].blocks if isinstance(b, ToolOutputBlock)]
@@ -461,7 +461,7 @@ async def test_start_write_read_wait_close_round_trip(tmp_path: Path, root: Path
         assert value(await agent.invoke("shell.status", {})) == []
         unknown = await agent.invoke("shell.read", {"id": pid})
         assert f"no process {pid!r}" in (unknown.error or "")
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
     [exit] = recorder.exits
     assert (exit["argv"], exit["exit_code"], exit["timed_out"]) == (["cat"], 0, False)
 

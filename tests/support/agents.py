@@ -178,11 +178,11 @@ class Actor:
 
 async def act(agent: Agent, actor: Actor, session_id: str, action: Action, text: str = "go") -> Any:
     """Run a turn in ``session_id`` after which ``actor`` runs ``action``; its result (or raise its error)."""
-    await agent.manager.dispatch.drain()  # earlier turns' effects must not pick the action up
+    await agent.dispatcher.drain()  # earlier turns' effects must not pick the action up
     actor.plan(action)
     result = await agent.send(text, session_id)
     assert result.turn.status == "completed", result.turn.error
-    await agent.manager.dispatch.drain()
+    await agent.dispatcher.drain()
     outcome = actor.outcomes.pop()
     if isinstance(outcome, Exception):
         raise outcome

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Generator
 from typing import Any
 
 import attrs
 import pytest
 from turnkit import (
+    Dispatcher,
     DispatchError,
     NoResolutionError,
     PipelineError,
@@ -50,6 +52,16 @@ class TaggedLast(Tagged):
     @hookimpl(trylast=True)
     def turn_inbound(self, message: Message) -> None:
         self.calls.append(self.name)
+
+
+_DISPATCHERS: weakref.WeakKeyDictionary[PluginManager, Dispatcher] = weakref.WeakKeyDictionary()
+
+
+def dispatcher(manager: PluginManager) -> Dispatcher:
+    """The one dispatcher of ``manager`` in a test (as an agent owns one of each)."""
+    if manager not in _DISPATCHERS:
+        _DISPATCHERS[manager] = Dispatcher(manager)
+    return _DISPATCHERS[manager]
 
 
 @pytest.fixture
@@ -146,7 +158,7 @@ PROMPT = Prompt(messages=(MESSAGE,))
 async def test_guard_allows_when_every_implementation_allows(manager: PluginManager) -> None:
     manager.register(AllowAll(), "allow")
     manager.register(DenyForbidden(), "words")
-    assert await manager.dispatch.guard("turn_authorize", **TURN_ARGS, message=MESSAGE) is None
+    assert await dispatcher(manager).guard("turn_authorize", **TURN_ARGS, message=MESSAGE) is None
 
 
 async def test_guard_first_deny_stops_and_names_the_plugin(manager: PluginManager) -> None:
@@ -155,7 +167,7 @@ async def test_guard_first_deny_stops_and_names_the_plugin(manager: PluginManage
     manager.register(Tagged("last", calls), "z-last")
     manager.register(DenyForbidden(), "words")
     manager.register(Tagged("first", calls), "a-first")
-    deny = await manager.dispatch.guard(
+    deny = await dispatcher(manager).guard(
         "turn_authorize", **TURN_ARGS, message=Message.of("user", "a forbidden word")
     )
     assert deny == Deny("forbidden word", plugin="words")
@@ -174,10 +186,10 @@ async def test_a_failing_guard_denies(manager: PluginManager, plugin: object, re
     calls: list[str] = []
     manager.register(Tagged("after", calls), "z-after")
     manager.register(plugin, "bad")
-    deny = await manager.dispatch.guard("turn_authorize", **TURN_ARGS, message=MESSAGE)
+    deny = await dispatcher(manager).guard("turn_authorize", **TURN_ARGS, message=MESSAGE)
     assert deny == Deny(reason, plugin="bad")
     assert calls == []
-    outcome = [(r.plugin, r.outcome) for r in manager.dispatch.trace.records()]  # type: ignore[attr-defined]
+    outcome = [(r.plugin, r.outcome) for r in dispatcher(manager).trace.records()]  # type: ignore[attr-defined]
     assert outcome == [("bad", "error")]
 
 
@@ -190,7 +202,7 @@ async def test_guard_awaits_async_implementations(manager: PluginManager) -> Non
 
     manager.register(AllowAll(), "allow")
     manager.register(AsyncDeny(), "later")
-    deny = await manager.dispatch.guard("turn_authorize", **TURN_ARGS, message=MESSAGE)
+    deny = await dispatcher(manager).guard("turn_authorize", **TURN_ARGS, message=MESSAGE)
     assert deny == Deny("not today", plugin="later")
 
 
@@ -198,10 +210,10 @@ async def test_pipeline_threads_the_value_through_sync_and_async_steps(manager: 
     manager.register(Suffix(" one"), "one")
     manager.register(Unchanged(), "noop")
     manager.register(AsyncSuffix(" two"), "two")
-    result = await manager.dispatch.pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
+    result = await dispatcher(manager).pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
     # name order, whatever the order of registration
     assert result.text == "hello one two"
-    assert [(r.plugin, r.outcome) for r in manager.dispatch.trace.records()] == [  # type: ignore[attr-defined]
+    assert [(r.plugin, r.outcome) for r in dispatcher(manager).trace.records()] == [  # type: ignore[attr-defined]
         ("noop", "ok"),
         ("one", "value"),
         ("two", "value"),
@@ -210,14 +222,14 @@ async def test_pipeline_threads_the_value_through_sync_and_async_steps(manager: 
 
 async def test_pipeline_returns_the_input_when_nothing_changes(manager: PluginManager) -> None:
     manager.register(Unchanged(), "noop")
-    assert await manager.dispatch.pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE) is MESSAGE
+    assert await dispatcher(manager).pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE) is MESSAGE
 
 
 async def test_pipeline_wrong_type_names_the_plugin(manager: PluginManager) -> None:
     manager.register(Suffix("!"), "fine")
     manager.register(WrongType(), "shouty")
     with pytest.raises(PipelineError) as caught:
-        await manager.dispatch.pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
+        await dispatcher(manager).pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
     assert caught.value.plugin == "shouty"
     assert "'shouty' returned str, expected Message" in str(caught.value)
 
@@ -227,7 +239,7 @@ async def test_a_raising_pipeline_step_aborts_with_the_plugin_named(manager: Plu
     manager.register(Tagged("after", calls), "z-after")
     manager.register(RaisingPipeline(), "parser")
     with pytest.raises(PipelineError, match="'parser' raised ValueError"):
-        await manager.dispatch.pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
+        await dispatcher(manager).pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
     assert calls == []
 
 
@@ -235,9 +247,9 @@ async def test_resolve_first_answer_wins_and_async_none_falls_through(manager: P
     manager.register(SyncAnswer(), "z-fallback")
     manager.register(Answer("async answer"), "model")
     manager.register(Answer(None), "declines")
-    reply = await manager.dispatch.resolve("turn_reply", **TURN_ARGS, prompt=PROMPT)
+    reply = await dispatcher(manager).resolve("turn_reply", **TURN_ARGS, prompt=PROMPT)
     assert reply.text == "async answer"
-    assert [(r.plugin, r.outcome) for r in manager.dispatch.trace.records()] == [  # type: ignore[attr-defined]
+    assert [(r.plugin, r.outcome) for r in dispatcher(manager).trace.records()] == [  # type: ignore[attr-defined]
         ("declines", "ok"),
         ("model", "value"),
     ]
@@ -246,26 +258,26 @@ async def test_resolve_first_answer_wins_and_async_none_falls_through(manager: P
 async def test_resolve_with_no_answer_names_the_point(manager: PluginManager) -> None:
     manager.register(Answer(None), "declines")
     with pytest.raises(NoResolutionError, match="'turn_reply' got no answer \\(tried: declines\\)"):
-        await manager.dispatch.resolve("turn_reply", **TURN_ARGS, prompt=PROMPT)
+        await dispatcher(manager).resolve("turn_reply", **TURN_ARGS, prompt=PROMPT)
 
 
 async def test_resolve_with_no_implementation_names_the_point(manager: PluginManager) -> None:
     with pytest.raises(NoResolutionError, match="'session_compress'.*no implementation"):
-        await manager.dispatch.resolve("session_compress", ctx=None, messages=[], reason="full")
+        await dispatcher(manager).resolve("session_compress", ctx=None, messages=[], reason="full")
 
 
 async def test_a_raising_resolve_propagates_as_the_points_error(manager: PluginManager) -> None:
     manager.register(SyncAnswer(), "z-fallback")
     manager.register(FailingReply(), "remote")
     with pytest.raises(ResolveError, match="'turn_reply': plugin 'remote' raised ConnectionError") as caught:
-        await manager.dispatch.resolve("turn_reply", **TURN_ARGS, prompt=PROMPT)
+        await dispatcher(manager).resolve("turn_reply", **TURN_ARGS, prompt=PROMPT)
     assert isinstance(caught.value.__cause__, ConnectionError)
 
 
 async def test_async_durations_are_measured_after_awaiting(manager: PluginManager) -> None:
     manager.register(Answer("slow", delay=0.05), "slow")
-    await manager.dispatch.resolve("turn_reply", **TURN_ARGS, prompt=PROMPT)
-    (record,) = manager.dispatch.trace.records()  # type: ignore[attr-defined]
+    await dispatcher(manager).resolve("turn_reply", **TURN_ARGS, prompt=PROMPT)
+    (record,) = dispatcher(manager).trace.records()  # type: ignore[attr-defined]
     assert record.duration >= 0.05
 
 
@@ -273,11 +285,11 @@ async def test_calls_are_traced_under_the_current_scope(manager: PluginManager) 
     manager.register(AllowAll(), "allow")
     token = trace_scope.set("turn-7")
     try:
-        await manager.dispatch.guard("turn_authorize", **TURN_ARGS, message=MESSAGE)
+        await dispatcher(manager).guard("turn_authorize", **TURN_ARGS, message=MESSAGE)
     finally:
         trace_scope.reset(token)
-    await manager.dispatch.guard("turn_authorize", **TURN_ARGS, message=MESSAGE)
-    sink = manager.dispatch.trace
+    await dispatcher(manager).guard("turn_authorize", **TURN_ARGS, message=MESSAGE)
+    sink = dispatcher(manager).trace
     assert [r.scope for r in sink.records()] == ["turn-7", None]  # type: ignore[attr-defined]
     assert [r.point for r in sink.records("turn-7")] == ["turn_authorize"]  # type: ignore[attr-defined]
 
@@ -299,7 +311,7 @@ async def test_order_is_tryfirst_then_latest_registered_then_trylast() -> None:
     manager = PluginManager()
     for name, plugin in _order_plugins(calls):
         manager.register(plugin, name)
-    await manager.dispatch.pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
+    await dispatcher(manager).pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
     assert calls == ["early", "a", "b", "late"]
     assert [i.plugin for i in manager.implementations("turn_inbound")] == calls
 
@@ -309,7 +321,7 @@ async def test_config_order_override_puts_listed_plugins_first() -> None:
     manager = PluginManager(PluginsConfig(order={"turn_inbound": ["late", "b"]}))
     for name, plugin in _order_plugins(calls):
         manager.register(plugin, name)
-    await manager.dispatch.pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
+    await dispatcher(manager).pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
     assert calls == ["late", "b", "early", "a"]
 
 
@@ -323,9 +335,9 @@ async def test_order_override_problems_are_reported() -> None:
 
 async def test_plans_follow_registration_changes(manager: PluginManager) -> None:
     manager.register(Suffix("!"), "bang")
-    assert (await manager.dispatch.pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)).text == "hello!"
+    assert (await dispatcher(manager).pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)).text == "hello!"
     manager.unregister("bang")
-    assert (await manager.dispatch.pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)).text == "hello"
+    assert (await dispatcher(manager).pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)).text == "hello"
 
 
 async def test_wrappers_run_outermost_and_may_replace_the_result(manager: PluginManager) -> None:
@@ -341,7 +353,7 @@ async def test_wrappers_run_outermost_and_may_replace_the_result(manager: Plugin
 
     manager.register(Wrapper(), "wrap")
     manager.register(Suffix("!"), "bang")
-    result = await manager.dispatch.pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
+    result = await dispatcher(manager).pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
     assert seen == ["before hello", "after hello!"]
     assert result.text == "hello! (wrapped)"
 
@@ -361,7 +373,7 @@ async def test_wrapper_sees_the_inner_error(manager: PluginManager) -> None:
     manager.register(Wrapper(), "wrap")
     manager.register(RaisingPipeline(), "parser")
     with pytest.raises(PipelineError):
-        await manager.dispatch.pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
+        await dispatcher(manager).pipeline("turn_inbound", **TURN_ARGS, message=MESSAGE)
     assert len(seen) == 1 and seen[0].plugin == "parser"  # type: ignore[attr-defined]
 
 
@@ -420,33 +432,33 @@ async def test_effects_all_run_despite_failures_and_hangs(manager: PluginManager
     manager.register(HangsSync(), "hangs-sync")
     manager.register(first, "first")
     started = time.perf_counter()
-    await manager.dispatch.effect("turn_completed", **EFFECT_ARGS)
+    await dispatcher(manager).effect("turn_completed", **EFFECT_ARGS)
     assert time.perf_counter() - started < 0.1  # the caller does not wait for effects
-    await manager.dispatch.drain()
+    await dispatcher(manager).drain()
     assert first.seen[0][1] == "hi" and first.seen[0][0].startswith("turnkit-effect")
     assert last.seen == ["hi"]
-    outcomes = {r.plugin: (r.outcome, r.error) for r in manager.dispatch.trace.records()}  # type: ignore[attr-defined]
+    outcomes = {r.plugin: (r.outcome, r.error) for r in dispatcher(manager).trace.records()}  # type: ignore[attr-defined]
     assert outcomes["first"] == ("ok", None)
     assert outcomes["hangs-sync"] == ("timeout", "exceeded 0.3s")
     assert outcomes["hangs"] == ("timeout", "exceeded 0.3s")
     assert outcomes["breaks"] == ("error", "KeyError('missing column')")
     assert outcomes["last"] == ("ok", None)
-    await manager.dispatch.aclose()
+    await dispatcher(manager).aclose()
 
 
 async def test_effect_timeout_per_point_from_config() -> None:
     manager = PluginManager(PluginsConfig(effect_timeout=10.0, timeouts={"turn_completed": 0.05}))
     manager.register(Hangs(), "hangs")
-    await manager.dispatch.effect("turn_completed", **EFFECT_ARGS)
-    await manager.dispatch.drain()
-    (record,) = manager.dispatch.trace.records()  # type: ignore[attr-defined]
+    await dispatcher(manager).effect("turn_completed", **EFFECT_ARGS)
+    await dispatcher(manager).drain()
+    (record,) = dispatcher(manager).trace.records()  # type: ignore[attr-defined]
     assert record.outcome == "timeout" and 0.05 <= record.duration < 1.0
 
 
 async def test_effect_arguments_are_checked_at_the_call(manager: PluginManager) -> None:
     manager.register(Recorder(), "rec")
     with pytest.raises(DispatchError, match=r"'turn_completed' dispatched without its argument\(s\) reply"):
-        await manager.dispatch.effect("turn_completed", ctx=None, turn=None, message=MESSAGE)
+        await dispatcher(manager).effect("turn_completed", ctx=None, turn=None, message=MESSAGE)
 
 
 # ---------------------------------------------------------------- misuse
@@ -454,28 +466,30 @@ async def test_effect_arguments_are_checked_at_the_call(manager: PluginManager) 
 
 async def test_dispatching_with_the_wrong_kind_is_an_error(manager: PluginManager) -> None:
     with pytest.raises(DispatchError, match="'turn_inbound' is a pipeline point, not a guard"):
-        await manager.dispatch.guard("turn_inbound", **TURN_ARGS, message=MESSAGE)
+        await dispatcher(manager).guard("turn_inbound", **TURN_ARGS, message=MESSAGE)
 
 
 async def test_call_dispatches_by_declared_kind(manager: PluginManager) -> None:
     manager.register(DenyForbidden(), "words")
     manager.register(Suffix("?"), "q")
-    deny = await manager.dispatch.call("turn_authorize", **TURN_ARGS, message=Message.of("user", "forbidden"))
+    deny = await dispatcher(manager).call(
+        "turn_authorize", **TURN_ARGS, message=Message.of("user", "forbidden")
+    )
     assert deny is not None and deny.plugin == "words"
-    assert (await manager.dispatch.call("turn_inbound", **TURN_ARGS, message=MESSAGE)).text == "hello?"
+    assert (await dispatcher(manager).call("turn_inbound", **TURN_ARGS, message=MESSAGE)).text == "hello?"
 
 
 async def test_effects_beyond_the_queue_bound_are_dropped_and_traced() -> None:
     manager = PluginManager(PluginsConfig(effect_timeout=0.2, effect_workers=1, effect_queue=1))
     manager.register(Hangs(), "hangs")
     for _ in range(3):  # one running, one waiting, one over the bound
-        await manager.dispatch.effect("turn_completed", **EFFECT_ARGS)
+        await dispatcher(manager).effect("turn_completed", **EFFECT_ARGS)
         await asyncio.sleep(0)
-    await manager.dispatch.drain()
-    outcomes = sorted(r.outcome for r in manager.dispatch.trace.records())  # type: ignore[attr-defined]
+    await dispatcher(manager).drain()
+    outcomes = sorted(r.outcome for r in dispatcher(manager).trace.records())  # type: ignore[attr-defined]
     assert outcomes == ["dropped", "timeout", "timeout"]
-    assert manager.dispatch.dropped == 1
-    await manager.dispatch.aclose()
+    assert dispatcher(manager).dropped == 1
+    await dispatcher(manager).aclose()
 
 
 def test_effects_run_when_the_dispatcher_moves_to_a_new_event_loop() -> None:
@@ -484,8 +498,8 @@ def test_effects_run_when_the_dispatcher_moves_to_a_new_event_loop() -> None:
     manager.register(recorder, "rec")
 
     async def fire_and_drain() -> None:
-        await manager.dispatch.effect("turn_completed", **EFFECT_ARGS)
-        await asyncio.wait_for(manager.dispatch.drain(), 5)  # fail, rather than hang, if nobody consumes
+        await dispatcher(manager).effect("turn_completed", **EFFECT_ARGS)
+        await asyncio.wait_for(dispatcher(manager).drain(), 5)  # fail, rather than hang, if nobody consumes
 
     asyncio.run(fire_and_drain())
     asyncio.run(fire_and_drain())  # the first loop and its consumers are gone

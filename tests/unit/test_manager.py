@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Generator
 
 import pytest
-from turnkit import PluginLoadError, PluginManager, PluginsConfig, RequiredPluginError, UnknownPointError
+from turnkit import (
+    Dispatcher,
+    PluginLoadError,
+    PluginManager,
+    PluginsConfig,
+    RequiredPluginError,
+    UnknownPointError,
+)
 from turnkit_hookspecs import Deny, Kind, Message, Service, guard, hookimpl, hookspec, pipeline
 
 
@@ -109,9 +116,10 @@ async def test_a_service_adds_its_own_points() -> None:
     assert manager.point("shell_argv").value == "argv"
     assert manager.owner("shell_authorize") == "service 'shell'"
     manager.register(OnlyLs(), "only-ls")
-    deny = await manager.dispatch.guard("shell_authorize", argv=["rm", "-rf", "/"])
+    dispatch = Dispatcher(manager)
+    deny = await dispatch.guard("shell_authorize", argv=["rm", "-rf", "/"])
     assert deny == Deny("only ls", plugin="only-ls")
-    assert await manager.dispatch.guard("shell_authorize", argv=["ls"]) is None
+    assert await dispatch.guard("shell_authorize", argv=["ls"]) is None
 
 
 def test_a_service_point_needs_a_kind() -> None:
