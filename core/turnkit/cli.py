@@ -132,7 +132,7 @@ def hooks(ctx: click.Context, point: str | None, as_json: bool) -> None:
             click.echo(f"    {number}. {impl['plugin']}  {dist}  {impl['function']}  {flags}".rstrip())
         if not entry["implementations"]:
             click.echo("    (no implementations)")
-    for problem in manager.order_problems():
+    for problem in [*manager.order_problems(), *manager.timeout_problems()]:
         click.echo(f"warning: {problem}", err=True)
 
 

@@ -1,8 +1,9 @@
 """The agent's TOML configuration, structured into attrs classes.
 
-Structuring goes through the contract's strict converter, so a wrong type or
-an unknown key is reported with its path (``$.plugins.required[0]``) and the
-file it came from.
+Structuring goes through the contract's strict converter, so a wrong type,
+an unknown key or a value out of its range (:mod:`turnkit.ranges`) is
+reported with its path (``$.plugins.required[0]``) and the file it came
+from, on one line; so is a file that cannot be read or parsed at all.
 """
 
 from __future__ import annotations
@@ -17,11 +18,22 @@ import attrs
 from turnkit_hookspecs import PayloadError, structure
 
 from .errors import ConfigError
+from .ranges import DAY, THREADS, YEAR, EachValue, between, each_nonblank, nonblank, positive, setting_error
 
 T = TypeVar("T")
 
 #: Looked up in the working directory when neither ``--config`` nor ``TURNKIT_CONFIG`` names a file.
 DEFAULT_CONFIG_FILE = "turnkit.toml"
+
+#: Nesting deeper than this is a mistake, whatever the table: refused before
+#: anything recurses into it (the converter, JSON encoders, deep copies).
+MAX_DEPTH = 32
+
+#: The largest file read as a configuration.
+MAX_BYTES = 10_000_000
+
+#: Keys of earlier versions, and what replaced them.
+_RENAMED = {("plugins", "effect_timeouts"): "[plugins] timeouts (it applies to every kind of point)"}
 
 
 @attrs.frozen
@@ -49,21 +61,25 @@ class PluginsConfig:
     ``effect_workers`` effect dispatches run at once (and as many threads run
     sync effect implementations); at most ``effect_queue`` wait, further
     ones are dropped and traced.
+
+    Time limits are more than 0 and at most a day; thread counts and
+    ``hung_limit`` from 1 to 1024; ``watchdog`` from 0.01 to 3600 seconds.
+    A ``timeouts`` key that is not a point is refused when the agent starts.
     """
 
     required: list[str] = attrs.field(factory=list)
     order: dict[str, list[str]] = attrs.field(factory=dict)
-    guard_timeout: float = 5.0
-    pipeline_timeout: float = 10.0
-    resolve_timeout: float = 10.0
-    effect_timeout: float = 5.0
-    timeouts: dict[str, float] = attrs.field(factory=dict)
-    call_workers: int = 8
-    inline_after: int = 20
-    watchdog: float = 0.25
-    hung_limit: int = 2
-    effect_workers: int = 4
-    effect_queue: int = 10_000
+    guard_timeout: float = attrs.field(default=5.0, validator=positive(DAY))
+    pipeline_timeout: float = attrs.field(default=10.0, validator=positive(DAY))
+    resolve_timeout: float = attrs.field(default=10.0, validator=positive(DAY))
+    effect_timeout: float = attrs.field(default=5.0, validator=positive(DAY))
+    timeouts: dict[str, float] = attrs.field(factory=dict, validator=EachValue(positive(DAY)))
+    call_workers: int = attrs.field(default=8, validator=between(1, THREADS))
+    inline_after: int = attrs.field(default=20, validator=between(0, 1_000_000))
+    watchdog: float = attrs.field(default=0.25, validator=between(0.01, 3600))
+    hung_limit: int = attrs.field(default=2, validator=between(1, THREADS))
+    effect_workers: int = attrs.field(default=4, validator=between(1, THREADS))
+    effect_queue: int = attrs.field(default=10_000, validator=between(1, 10_000_000))
 
 
 @attrs.frozen
@@ -74,7 +90,7 @@ class AgentConfig:
     owner of the sessions it creates; two agents may share one store.
     """
 
-    id: str = "default"
+    id: str = attrs.field(default="default", validator=nonblank)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
 
@@ -101,29 +117,27 @@ class StoreConfig:
     PostgreSQL store is told, through ``LISTEN``); ``pool_size`` bounds a
     PostgreSQL store's connections. ``idempotency_keep`` is how long
     (seconds) an ``Idempotency-Key`` keeps naming its turn.
+
+    ``busy_timeout`` and ``lease`` are at most a day, ``heartbeat`` less
+    than ``lease``, ``poll`` from 0.01 to 3600 seconds, ``pool_size`` from
+    2 to 1024 and ``idempotency_keep`` at most a year.
     """
 
-    url: str = "turnkit.db"
+    url: str = attrs.field(default="turnkit.db", validator=nonblank)
     synchronous: Literal["normal", "full"] = "full"
-    busy_timeout: float = 5.0
+    busy_timeout: float = attrs.field(default=5.0, validator=positive(DAY))
     thread: bool = False
-    lease: float = 15.0
-    heartbeat: float = 3.0
-    poll: float = 0.05
-    pool_size: int = 8
-    idempotency_keep: float = 86_400.0
+    lease: float = attrs.field(default=15.0, validator=positive(DAY))
+    heartbeat: float = attrs.field(default=3.0, validator=positive(DAY))
+    poll: float = attrs.field(default=0.05, validator=between(0.01, 3600))
+    pool_size: int = attrs.field(default=8, validator=between(2, THREADS))
+    idempotency_keep: float = attrs.field(default=DAY, validator=positive(YEAR))
 
-    def __attrs_post_init__(self) -> None:
-        if not 0 < self.heartbeat < self.lease:
-            raise ValueError(
-                f"[store] heartbeat must be more than 0 and less than lease ({self.lease}),"
-                f" got {self.heartbeat}"
-            )
-        for name in ("poll", "busy_timeout", "idempotency_keep"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"[store] {name} must be more than 0, got {getattr(self, name)}")
-        if self.pool_size < 2:
-            raise ValueError(f"[store] pool_size must be at least 2, got {self.pool_size}")
+    @heartbeat.validator
+    def _renewed_in_time(self, attribute: attrs.Attribute[float], value: float) -> None:
+        """A lease renewed no sooner than it runs out would be taken over between renewals."""
+        if not value < self.lease:
+            raise setting_error(attribute.name, f"must be < lease ({self.lease!r}), got {value!r}")
 
 
 @attrs.frozen
@@ -131,8 +145,17 @@ class ScriptStep:
     """One scripted reply of the built-in model: a text, or a tool call (``tool`` and ``args``)."""
 
     text: str | None = None
-    tool: str | None = None
+    tool: str | None = attrs.field(default=None)
     args: dict[str, Any] = attrs.field(factory=dict)
+
+    @tool.validator
+    def _one_answer(self, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+        """A step is one reply: a text and a tool call at once would drop the text unsaid."""
+        if value is None:
+            return
+        if self.text is not None:
+            raise setting_error(attribute.name, "give text or tool, not both")
+        nonblank(self, attribute, value)
 
 
 @attrs.frozen
@@ -141,12 +164,13 @@ class ModelConfig:
 
     ``context_windows`` maps model names to their window in tokens;
     ``context_window`` applies to names not listed. ``script`` makes the
-    built-in model answer with these steps in order (then echo).
+    built-in model answer with these steps in order (then echo). Windows
+    are from 1 to 10⁹ tokens.
     """
 
-    name: str = "echo"
-    context_window: int = 8192
-    context_windows: dict[str, int] = attrs.field(factory=dict)
+    name: str = attrs.field(default="echo", validator=nonblank)
+    context_window: int = attrs.field(default=8192, validator=between(1, 10**9))
+    context_windows: dict[str, int] = attrs.field(factory=dict, validator=EachValue(between(1, 10**9)))
     script: list[ScriptStep] = attrs.field(factory=list)
 
     @property
@@ -166,14 +190,14 @@ class TurnsConfig:
     interrupted: ``rerun`` its inbound message once, or ``report`` it (the
     message stays stored, the turn stays ``interrupted``);
     ``inbox_poll`` is how often (seconds) the agent looks for messages other
-    agents sent it.
+    agents sent it, from 0.01 to 3600.
     """
 
-    history: int = 50
-    max_tool_steps: int = 8
-    keep_recent: int = 6
+    history: int = attrs.field(default=50, validator=between(1, 100_000))
+    max_tool_steps: int = attrs.field(default=8, validator=between(0, 1000))
+    keep_recent: int = attrs.field(default=6, validator=between(0, 100_000))
     interrupted: Literal["rerun", "report"] = "rerun"
-    inbox_poll: float = 0.5
+    inbox_poll: float = attrs.field(default=0.5, validator=between(0.01, 3600))
 
 
 @attrs.frozen
@@ -183,11 +207,21 @@ class ServicesConfig:
     Services start in ``order`` (then the rest by name) and stop in reverse.
     A service named in ``required`` that fails to start stops the agent;
     any other is reported and left out. ``disabled`` ones are not started.
+    A required service that is not installed (or disabled) is refused when
+    the agent starts.
     """
 
     order: list[str] = attrs.field(factory=list)
     required: list[str] = attrs.field(factory=list)
     disabled: list[str] = attrs.field(factory=list)
+
+    @disabled.validator
+    def _not_required(self, attribute: attrs.Attribute[list[str]], value: list[str]) -> None:
+        for index, name in enumerate(value):
+            if name in self.required:
+                raise setting_error(
+                    f"{attribute.name}[{index}]", f"{name!r} is required, it cannot be disabled"
+                )
 
 
 @attrs.frozen
@@ -201,7 +235,16 @@ class SecretsConfig:
     traces) and in the log.
     """
 
-    env: list[str] = attrs.field(factory=list)
+    env: list[str] = attrs.field(factory=list, validator=each_nonblank)
+
+    @env.validator
+    def _variable_names(self, attribute: attrs.Attribute[list[str]], value: list[str]) -> None:
+        """``TOKEN=abc`` is a value, not a name: it would protect nothing."""
+        for index, name in enumerate(value):
+            if "=" in name:
+                raise setting_error(
+                    f"{attribute.name}[{index}]", "has an '=': give the variable's name, not its value"
+                )
 
 
 @attrs.frozen
@@ -231,33 +274,88 @@ class Config:
 
 def parse_config(data: Mapping[str, object], source: str = "<config>", base_dir: str = ".") -> Config:
     """Structure already-parsed TOML data; errors name ``source`` and each key path."""
-    for computed in ("base_dir", "source"):
-        if computed in data:
-            raise ConfigError(f"{source}: $.{computed}: not a configuration key (it is set from the file)")
+    problems = [*_computed_keys(data), *_renamed_keys(data), *_too_deep(data, "$", MAX_DEPTH)]
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
     try:
         return structure({**data, "base_dir": base_dir, "source": source}, Config)
     except PayloadError as exc:
         raise ConfigError(f"{source}: " + "; ".join(exc.problems)) from exc
 
 
+def _computed_keys(data: Mapping[str, object]) -> list[str]:
+    return [
+        f"not a configuration key (it is set from the file) @ $.{key}"
+        for key in ("base_dir", "source")
+        if key in data
+    ]
+
+
+def _renamed_keys(data: Mapping[str, object]) -> list[str]:
+    problems = []
+    for (table, key), now in _RENAMED.items():
+        values = data.get(table)
+        if isinstance(values, Mapping) and key in values:
+            problems.append(f"renamed {now} @ $.{table}.{key}")
+    return problems
+
+
+def _too_deep(value: object, path: str, room: int) -> list[str]:
+    """The first place ``value`` nests more than ``room`` tables and arrays deep."""
+    items: list[tuple[str, object]]
+    if isinstance(value, Mapping):
+        items = [(f"{path}.{key}", item) for key, item in value.items()]
+    elif isinstance(value, list):
+        items = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+    else:
+        return []
+    if room == 0:
+        return [f"nested more than {MAX_DEPTH} tables or arrays deep @ {path}"]
+    for where, item in items:
+        problems = _too_deep(item, where, room - 1)
+        if problems:
+            return problems
+    return []
+
+
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read the configuration from ``path``, ``$TURNKIT_CONFIG`` or ``./turnkit.toml``.
 
     A named file that does not exist is an error; the implicit default file
-    may be absent, which gives the defaults.
+    may be absent, which gives the defaults. Whatever the file holds, a
+    failure is a :class:`ConfigError` naming it.
     """
     env = os.environ if env is None else env
     named = path if path is not None else env.get("TURNKIT_CONFIG") or None
     file = Path(named) if named is not None else Path(DEFAULT_CONFIG_FILE)
-    if not file.exists():
-        if named is not None:
-            raise ConfigError(f"{file}: no such configuration file")
+    data = _read(file, named is not None)
+    if data is None:
         return Config()
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{file}: {exc}") from exc
     return parse_config(data, str(file), str(file.parent.resolve()))
+
+
+def _read(file: Path, named: bool) -> dict[str, Any] | None:
+    """The TOML data of ``file``; ``None`` when it is the implicit default file and absent."""
+    try:
+        if not file.exists():
+            if named:
+                raise ConfigError(f"{file}: no such configuration file")
+            return None
+        # A FIFO or a device would block or never end; a huge file is not a configuration.
+        if not file.is_file():
+            raise ConfigError(f"{file}: not a regular file")
+        if file.stat().st_size > MAX_BYTES:
+            raise ConfigError(f"{file}: larger than {MAX_BYTES // 1_000_000} MB, not a configuration file")
+        return tomllib.loads(file.read_bytes().decode("utf-8"))
+    except RecursionError:
+        raise ConfigError(f"{file}: nested too deeply to read") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read it: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{file}: not UTF-8 text (line {line}: {exc.reason})") from exc
+    except ValueError as exc:  # TOMLDecodeError, and a NUL in the path
+        raise ConfigError(f"{file}: {exc}") from exc
 
 
 def settings_for(

@@ -258,7 +258,7 @@ async def test_a_crash_after_the_turn_was_accepted_neither_loses_nor_doubles_the
         clock.set("2024-01-01T00:10:00")
         await service.run_due()
         runs = await runs_of(agent, "report")
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         assert [(run.scheduled[11:16], run.status) for run in runs] == [
             ("00:05", "completed"),
             ("00:10", "completed"),
@@ -299,7 +299,7 @@ async def test_a_run_is_a_task_session_turn_through_the_turn_points(tmp_path: Pa
     async with task_agent(tmp_path, Clock("2024-03-01T08:00:00"), plugins=plugins) as (agent, _):
         await call(agent, "create", name="digest", instructions="Summarise the news.")
         run: TaskRun = await call(agent, "run", name="digest")
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
         (authorized_turn, message), (completed_turn, reply) = spy.authorized[0], spy.completed[0]
         assert len(spy.authorized) == len(spy.completed) == 1
         assert authorized_turn.session_id == completed_turn.session_id == run.session_id
@@ -328,7 +328,7 @@ async def test_task_authorize_denies_a_run_which_is_recorded_and_never_runs(tmp_
         clock.set("2024-01-01T00:05:00")
         (scheduled,) = await service.run_due()
         allowed: TaskRun = await call(agent, "run", name="open")
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
 
         for run in (denied, scheduled):
             assert (run.status, run.error, run.denied_by) == ("denied", "secret is closed today", "gate")
@@ -357,7 +357,7 @@ async def test_a_refused_or_failed_turn_is_recorded_as_the_runs_outcome(tmp_path
         await call(agent, "create", name="broken", instructions="Try.")
         refused_run: TaskRun = await call(agent, "run", name="refused")
         broken_run: TaskRun = await call(agent, "run", name="broken")
-        await agent.manager.dispatch.drain()
+        await agent.dispatcher.drain()
     assert (refused_run.status, refused_run.error, refused_run.denied_by) == (
         "denied",
         "no turns for this task",

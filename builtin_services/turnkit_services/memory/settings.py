@@ -19,12 +19,13 @@ class MemorySettings:
     caller names no scope (outside a turn it is always ``agent``).
     ``min_similarity`` is the cosine a vector hit must exceed to count
     (raise it for real embedding models, where unrelated texts still score
-    0.1 to 0.3). ``max_chars`` bounds one memory's text.
+    0.1 to 0.3). ``max_chars`` bounds one memory's text (at most 10⁷);
+    ``recall_limit`` is at most 1000.
     """
 
     recall: bool = False
-    recall_limit: int = attrs.field(default=3, validator=ge(1))
+    recall_limit: int = attrs.field(default=3, validator=[ge(1), le(1000)])
     recall_scopes: list[Scope] = attrs.field(factory=lambda: list(SCOPES))
     turn_scope: Scope = "session"
     min_similarity: float = attrs.field(default=0.0, validator=[ge(-1.0), le(1.0)])
-    max_chars: int = attrs.field(default=4000, validator=gt(0))
+    max_chars: int = attrs.field(default=4000, validator=[gt(0), le(10_000_000)])

@@ -13,6 +13,7 @@ import re
 from typing import Literal, TypeAlias
 
 import attrs
+from attrs.validators import ge, gt, le
 
 from .triggers import parse_trigger, zone
 
@@ -22,6 +23,9 @@ MISSED_POLICIES: tuple[MissedPolicy, ...] = ("once", "all", "skip")
 
 #: Task names become part of session ids and command lines: keep them plain.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+#: The longest time setting: a larger one is a typo that would never come round.
+DAY = 86_400.0
 
 
 @attrs.frozen
@@ -56,29 +60,24 @@ class TaskSettings:
     and still count as on time under ``missed = "skip"``; ``claim_lease``
     how long (seconds) a run claimed by another process is left to it
     before this one takes it over; ``keep_runs`` how many run records are
-    kept per task (their sessions are never deleted).
+    kept per task (their sessions are never deleted). Times are at most a
+    day (``poll`` at least 0.01 s); ``keep_runs`` is from 1 to 10⁶.
     """
 
     tasks: list[TaskSpec] = attrs.field(factory=list)
     timezone: str = "UTC"
     missed: MissedPolicy = "once"
-    poll: float = 1.0
-    grace: float = 60.0
-    claim_lease: float = 60.0
-    keep_runs: int = 100
+    poll: float = attrs.field(default=1.0, validator=[ge(0.01), le(DAY)])
+    grace: float = attrs.field(default=60.0, validator=[ge(0), le(DAY)])
+    claim_lease: float = attrs.field(default=60.0, validator=[gt(0), le(DAY)])
+    keep_runs: int = attrs.field(default=100, validator=[ge(1), le(1_000_000)])
 
 
 def check_settings(settings: TaskSettings) -> None:
-    """Raise ``ValueError`` naming the first bad key of ``[service.task]``."""
+    """Raise ``ValueError`` naming the first bad key of ``[service.task]`` (ranges are checked when
+    the table is read)."""
     where = "[service.task]"
     zone(settings.timezone, f"{where} timezone")
-    for key in ("poll", "claim_lease"):
-        if getattr(settings, key) <= 0:
-            raise ValueError(f"{where} {key}: must be positive, got {getattr(settings, key)}")
-    if settings.grace < 0:
-        raise ValueError(f"{where} grace: must not be negative, got {settings.grace}")
-    if settings.keep_runs < 1:
-        raise ValueError(f"{where} keep_runs: must be at least 1, got {settings.keep_runs}")
     seen: set[str] = set()
     for index, spec in enumerate(settings.tasks):
         check_spec(spec, settings, f"{where} tasks[{index}]")
