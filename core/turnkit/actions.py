@@ -21,14 +21,20 @@ from typing import Any
 from turnkit_hookspecs import ActionResult, ActionSpec, ToolCallBlock, ToolOutputBlock, ToolSpec, actions_of
 
 from .errors import UnknownActionError
+from .secrets import Secrets
 
 log = logging.getLogger("turnkit.actions")
 
 
 class ActionRegistry:
-    """The actions of the running services, by ``service.action`` name."""
+    """The actions of the running services, by ``service.action`` name.
 
-    def __init__(self) -> None:
+    Tool outputs are scrubbed of ``secrets`` as they are made, so that a
+    secret a tool printed reaches neither the model nor the store.
+    """
+
+    def __init__(self, secrets: Secrets | None = None) -> None:
+        self._secrets = Secrets() if secrets is None else secrets
         self._actions: dict[str, tuple[ActionSpec, Callable[..., Any]]] = {}
         self._tools: tuple[ToolSpec, ...] = ()
 
@@ -80,8 +86,9 @@ class ActionRegistry:
             return ToolOutputBlock(call.tool_call_id, f"unknown tool {call.name!r}", is_error=True)
         result = await self.invoke(call.name, call.args)
         if not result.ok:
-            return ToolOutputBlock(call.tool_call_id, result.error or "failed", is_error=True)
-        return ToolOutputBlock(call.tool_call_id, render(result.value))
+            error = self._secrets.scrub(result.error or "failed")
+            return ToolOutputBlock(call.tool_call_id, error, is_error=True)
+        return ToolOutputBlock(call.tool_call_id, self._secrets.scrub(render(result.value)))
 
     def _lookup(self, action: str) -> tuple[ActionSpec, Callable[..., Any]]:
         found = self._actions.get(action)

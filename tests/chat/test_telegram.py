@@ -360,7 +360,7 @@ async def test_a_refused_token_ends_serving_with_a_clear_error_that_hides_the_to
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("401 Unauthorized" in e for e in errors), errors
     assert wrong not in message and wrong not in caplog.text
-    assert "bot<token>/getMe" in caplog.text, "httpx's request line is logged with the token hidden"
+    assert "bot[secret]/getMe" in caplog.text, "httpx's request line is logged with the token hidden"
 
 
 async def test_network_errors_are_retried_with_the_configured_delay(

@@ -46,7 +46,6 @@ worker that dies without releasing it is replaced once the lease expires.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -179,11 +178,9 @@ class TelegramChannel(Channel):
         The Bot API client is there from the start, standing by too, so that
         ``chat.deliver`` sends from every worker.
         """
-        token = self._token()
-        hide = _HideToken(token)
-        httpx_log = logging.getLogger("httpx")
-        httpx_log.addFilter(hide)
-        self._api = BotApi(self.settings.base_url, token)
+        # The token is part of every Bot API URL, so of httpx's request log lines: the
+        # runtime scrubs it (a ``token`` / ``token_env`` setting) from every log record.
+        self._api = BotApi(self.settings.base_url, self._token())
         try:
             me = await self._call("getMe")
             self._bot_id, self._username = str(me["id"]), str(me.get("username") or "")
@@ -204,7 +201,6 @@ class TelegramChannel(Channel):
             await self._release()
             await self._api.aclose()
             self._api = None
-            httpx_log.removeFilter(hide)
 
     def _token(self) -> str:
         token = self.settings.token or self.chat.context.env.get(self.settings.token_env)
@@ -546,20 +542,6 @@ class TelegramChannel(Channel):
 
     def _pending_key(self, update_id: int) -> str:
         return f"{self._bot_id}:{update_id:015d}"
-
-
-class _HideToken(logging.Filter):
-    """Keeps the bot token, part of every Bot API URL, out of httpx's request log lines."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self._token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self._token in message:
-            record.msg, record.args = message.replace(self._token, "<token>"), None
-        return True
 
 
 def _is_text_message(update: Mapping[str, Any]) -> bool:

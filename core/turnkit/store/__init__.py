@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import StoreError
+from ..secrets import Secrets
 from .base import Store
 from .forks import Acting
 from .inbox import inbox_session_id
@@ -29,6 +30,7 @@ from .records import (
     TurnRecord,
 )
 from .sessions import SESSION_STATUSES
+from .sql import SQLStore
 from .sqlite import MEMORY, SQLiteStore
 
 if TYPE_CHECKING:
@@ -62,31 +64,44 @@ _SUPPORTED = (
 )
 
 
-def make_store(config: StoreConfig, base_dir: str, url: str | None = None) -> Store:
-    """The store ``url`` (default: ``config.url``) names, not yet open."""
+def make_store(
+    config: StoreConfig, base_dir: str, url: str | None = None, *, secrets: Secrets | None = None
+) -> Store:
+    """The store ``url`` (default: ``config.url``) names, not yet open.
+
+    ``secrets`` are scrubbed from what it writes (see :class:`SQLStore`).
+    """
     url = config.url if url is None else url
     match = _SCHEME.match(url)
+    store: SQLStore
     if match is not None and match.group(1) in _POSTGRES:
         from .postgres import PostgresStore
 
-        return PostgresStore(url, pool_size=config.pool_size, poll=config.poll)
-    return SQLiteStore(
-        sqlite_path(url, base_dir),
-        synchronous=config.synchronous,
-        busy_timeout=config.busy_timeout,
-        threaded=config.thread,
-        poll=config.poll,
-    )
+        store = PostgresStore(url, pool_size=config.pool_size, poll=config.poll)
+    else:
+        store = SQLiteStore(
+            sqlite_path(url, base_dir),
+            synchronous=config.synchronous,
+            busy_timeout=config.busy_timeout,
+            threaded=config.thread,
+            poll=config.poll,
+        )
+    if secrets is not None:
+        store.secrets = secrets
+    return store
 
 
-async def open_store(config: StoreConfig, base_dir: str, url: str | None = None) -> Store:
+async def open_store(
+    config: StoreConfig, base_dir: str, url: str | None = None, *, secrets: Secrets | None = None
+) -> Store:
     """Create the store ``config.url`` (or ``url``) names and open it (migrating its schema).
 
     A relative path is taken from ``base_dir`` (the configuration file's
     folder), never from the working directory, so the same config finds the
-    same database wherever the agent is started.
+    same database wherever the agent is started. ``secrets`` are scrubbed
+    from what it writes.
     """
-    store = make_store(config, base_dir, url)
+    store = make_store(config, base_dir, url, secrets=secrets)
     await store.open()
     return store
 

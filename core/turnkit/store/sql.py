@@ -15,10 +15,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from turnkit_hookspecs import Deny, Initiator, Message, SessionInfo, StoredRecord, TurnStatus, to_json
+import attrs
+from turnkit_hookspecs import Deny, Initiator, Message, SessionInfo, StoredRecord, TurnStatus
 
 from ..errors import StoreError
 from ..ids import new_id
+from ..secrets import Secrets
 from ..tracing import TraceRecord
 from . import audit, contributions, forks, history, inbox, leases, service_records, sessions, traces, turns
 from .base import Store
@@ -43,7 +45,16 @@ T = TypeVar("T")
 
 
 class SQLStore(Store):
-    """Every store operation as one job in one transaction; engines subclass it."""
+    """Every store operation as one job in one transaction; engines subclass it.
+
+    What the runtime writes about sessions (messages, turn errors and
+    denies, traces, audit details, contributed context, inboxes) passes
+    :attr:`secrets` first, here, where it is encoded for the jobs: the
+    stored rows, and what is read back from them, hold ``[secret]`` instead
+    of a secret value. The services' own records are stored as given: they
+    are read back as the service's state (keys, compare-and-set values) and
+    must come back exactly as written.
+    """
 
     dialect: Dialect
 
@@ -51,6 +62,8 @@ class SQLStore(Store):
         """``clock`` replaces ``time.time`` for timestamps (tests use it to make ties impossible)."""
         self._clock = clock
         self._cache = MessageCache()
+        #: The values scrubbed from what is written (none unless the agent gives its own).
+        self.secrets = Secrets()
         #: The owner id of the turns this store instance claims (one per process, see leases).
         self.owner = new_id()
 
@@ -126,11 +139,13 @@ class SQLStore(Store):
         acting: Acting,
         reason: str,
     ) -> tuple[SessionRecord, TurnRecord | None]:
-        initial = None if initial_message is None else (new_id(), to_json(initial_message))
+        initial = None if initial_message is None else (new_id(), self.secrets.encode(initial_message)[1])
+        reason = self.secrets.scrub(reason)
         return await self._write(forks.fork, child, agent_id, inherit_context, initial, acting, reason)
 
     async def merge(self, parent: str, child: str, summary: Message, acting: Acting) -> StoredMessage:
-        return await self._write(forks.merge, parent, child, summary, to_json(summary), acting)
+        summary, body = self.secrets.encode(summary)
+        return await self._write(forks.merge, parent, child, summary, body, acting)
 
     async def abandon(self, parent: str, child: str, acting: Acting) -> None:
         await self._write(forks.abandon, parent, child, acting)
@@ -140,9 +155,8 @@ class SQLStore(Store):
     async def append_message(
         self, session_id: str, message: Message, turn_id: str | None = None, *, summary: bool = False
     ) -> StoredMessage:
-        return await self._write(
-            history.append_message, session_id, message, to_json(message), turn_id, summary
-        )
+        message, body = self.secrets.encode(message)
+        return await self._write(history.append_message, session_id, message, body, turn_id, summary)
 
     async def messages(self, session_id: str, *, lineage: bool = False) -> list[StoredMessage]:
         return await self._read(history.messages, session_id, lineage)
@@ -163,7 +177,8 @@ class SQLStore(Store):
     async def compress(
         self, session_id: str, upto_id: int, summary: Message, turn_id: str | None
     ) -> StoredMessage:
-        return await self._write(history.compress, session_id, upto_id, summary, to_json(summary), turn_id)
+        summary, body = self.secrets.encode(summary)
+        return await self._write(history.compress, session_id, upto_id, summary, body, turn_id)
 
     # ------------------------------------------------------------------ turns
 
@@ -177,7 +192,7 @@ class SQLStore(Store):
         *,
         idempotency_key: str | None = None,
     ) -> TurnRecord:
-        body = to_json(message)
+        body = self.secrets.encode(message)[1]
         return await self._write(
             turns.accept, session_id, turn_id, body, initiator, initiator_id, idempotency_key
         )
@@ -201,7 +216,7 @@ class SQLStore(Store):
         idempotency_key: str | None = None,
     ) -> tuple[TurnRecord, Claim | None]:
         _not_negative(history, "history")
-        body = to_json(message)
+        body = self.secrets.encode(message)[1]
         return await self._write(
             turns.accept_and_claim,
             session_id,
@@ -236,8 +251,11 @@ class SQLStore(Store):
             raise StoreError(
                 f"turn {turn_id!r} cannot finish as {status!r} (one of {', '.join(turns.FINAL)})"
             )
-        bodies = [(m, to_json(m)) for m in messages]
-        denied = None if deny is None else to_json(deny)
+        secrets = self.secrets
+        bodies = [secrets.encode(m) for m in messages]
+        denied = None if deny is None else secrets.encode(deny)[1]
+        error = None if error is None else secrets.scrub(error)
+        trace = _scrubbed_trace(trace, secrets)
         return await self._write(turns.finish_turn, turn_id, status, error, denied, bodies, consumed, trace)
 
     async def get_turn(self, turn_id: str) -> TurnRecord | None:
@@ -265,6 +283,7 @@ class SQLStore(Store):
     async def add_context(
         self, session_id: str, key: str, value: str, extension_id: str, turn_id: str | None
     ) -> ContextItem:
+        key, value = self.secrets.scrub(key), self.secrets.scrub(value)
         return await self._write(contributions.add_context, session_id, key, value, extension_id, turn_id)
 
     async def pending_context(self, session_id: str, exclude_turn: str | None = None) -> list[ContextItem]:
@@ -280,7 +299,7 @@ class SQLStore(Store):
         detail: Mapping[str, Any] | None = None,
         turn_id: str | None = None,
     ) -> AuditEvent:
-        detail = dict(detail or {})
+        detail = self.secrets.scrub_data(dict(detail or {}))
         text = sessions.json_text(detail, f"detail of audit action {action!r}")
         return await self._write(audit.audit, session_id, extension_id, action, detail, text, turn_id)
 
@@ -290,7 +309,8 @@ class SQLStore(Store):
     # ------------------------------------------------------------------ inboxes
 
     async def deliver(self, agent_id: str, from_agent: str, message: Message) -> InboxItem:
-        return await self._write(inbox.deliver, agent_id, from_agent, message, to_json(message))
+        message, body = self.secrets.encode(message)
+        return await self._write(inbox.deliver, agent_id, from_agent, message, body)
 
     async def take_inbox(self, agent_id: str) -> list[TurnRecord]:
         """See :meth:`Store.take_inbox`; the new turns get ids from :func:`turnkit.ids.new_id`."""
@@ -303,7 +323,7 @@ class SQLStore(Store):
 
     async def append_trace(self, records: Sequence[TraceRecord]) -> None:
         if records:  # nothing to store is not worth a transaction
-            await self._write(traces.insert_trace, records)
+            await self._write(traces.insert_trace, _scrubbed_trace(records, self.secrets))
 
     async def trace(self, turn_id: str) -> list[TraceRecord]:
         return await self._read(traces.trace, turn_id)
@@ -341,6 +361,16 @@ class SQLStore(Store):
         self, namespace: str, collection: str, query: str, where: Mapping[str, Any], limit: int
     ) -> list[StoredRecord]:
         return await self._read(service_records.search, namespace, collection, query, where, limit)
+
+
+def _scrubbed_trace(records: Sequence[TraceRecord], secrets: Secrets) -> Sequence[TraceRecord]:
+    """``records`` with secrets scrubbed from their error texts (the rest is names and numbers)."""
+    if not secrets:
+        return records
+    return [
+        attrs.evolve(record, error=secrets.scrub(record.error)) if record.error else record
+        for record in records
+    ]
 
 
 def _not_negative(value: int, name: str) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
-from agents import UseOpenAI, listen
+import pytest
+from agents import KEY, UseOpenAI, listen
 from loopback import Answer, ChatServer, chunk, completion, error_body, text_chunks
 from turnkit.testing import AgentHarness
-from turnkit_hookspecs import TurnResult
+from turnkit_hookspecs import TurnResult, hookimpl
 
 
 def assert_failed(turnkit_agent: AgentHarness, result: TurnResult, *parts: str) -> None:
@@ -155,3 +157,37 @@ def test_tool_arguments_that_are_not_json_fail_the_turn(
     chat_server.script(Answer(body=broken))
     result = turnkit_agent.send("hi")
     assert_failed(turnkit_agent, result, "the model called memory.store with arguments that are not JSON")
+
+
+class FailureSpy:
+    """Records the error every ``turn_failed`` observer is given (what an audit plugin would write)."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    @hookimpl
+    def turn_failed(self, error: str) -> None:
+        self.errors.append(error)
+
+
+def test_a_key_the_server_quotes_back_reaches_no_error_or_log(
+    turnkit_agent: AgentHarness,
+    chat_server: ChatServer,
+    use_openai: UseOpenAI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spy = FailureSpy()
+    turnkit_agent.register(spy, "spy")
+    use_openai(max_retries=1)
+    chat_server.script(
+        Answer(status=500, body=error_body(f"upstream refused Bearer {KEY}", "server_error")),
+        Answer(status=401, body=error_body(f"Incorrect API key provided: {KEY}")),
+    )
+    with caplog.at_level(logging.WARNING):
+        result = turnkit_agent.send("hi")
+        turnkit_agent.settle()
+    assert_failed(turnkit_agent, result, "HTTP 401: Incorrect API key provided: [secret]")
+    [observed] = spy.errors
+    assert "Incorrect API key provided: [secret]" in observed and KEY not in observed
+    assert "upstream refused Bearer [secret]; retry 1 of 1" in caplog.text
+    assert KEY not in caplog.text

@@ -25,6 +25,9 @@ from .retry import asked_wait, retry_delay, retryable_status
 from .settings import OpenAISettings
 from .sse import event_data
 
+#: What the API key is replaced by in what the server said (the runtime's marker too).
+SECRET_MARK = "[secret]"
+
 
 class _Failure(Exception):
     """One attempt failed; :meth:`CompletionsClient.complete` decides whether to try again."""
@@ -53,12 +56,25 @@ class _Listener:
 
 
 class CompletionsClient:
-    """Posts Chat Completions requests to ``settings.base_url`` with ``headers`` (the key among them)."""
+    """Posts Chat Completions requests to ``settings.base_url`` with ``headers`` (the key among them).
 
-    def __init__(self, settings: OpenAISettings, headers: Mapping[str, str], logger: logging.Logger) -> None:
+    ``key`` is the API key those headers carry: a server may quote it back
+    in an error ("Incorrect API key provided: sk-…"), and what the server
+    says goes into the turn's error, its log line and every plugin that
+    observes the failure, so the key is replaced by ``[secret]`` first.
+    """
+
+    def __init__(
+        self,
+        settings: OpenAISettings,
+        headers: Mapping[str, str],
+        logger: logging.Logger,
+        key: str | None = None,
+    ) -> None:
         self._settings = settings
         self._headers = dict(headers)
         self._logger = logger
+        self._key = key
         self._tls = httpx.create_ssl_context()
 
     async def complete(self, body: Mapping[str, Any], names: FunctionNames, stream: ReplyStream) -> Message:
@@ -77,20 +93,25 @@ class CompletionsClient:
                 try:
                     return await self._attempt(client, body, names, listener)
                 except _Failure as failure:
+                    problem = self._without_key(failure.problem)
                     delay, why = self._next_wait(failure, attempt, listener.delivered)
                     if delay is None:
                         raise CompletionError(
-                            url, failure.problem, status=failure.status, attempts=attempt, why=why
+                            url, problem, status=failure.status, attempts=attempt, why=why
                         ) from failure.__cause__
                     self._logger.warning(
                         "POST %s: %s; retry %d of %d in %.2f s",
                         url,
-                        failure,
+                        problem,
                         attempt,
                         settings.max_retries,
                         delay,
                     )
                     await asyncio.sleep(delay)
+
+    def _without_key(self, text: str) -> str:
+        """``text`` with the API key replaced by ``[secret]``."""
+        return text.replace(self._key, SECRET_MARK) if self._key else text
 
     def _next_wait(self, failure: _Failure, attempt: int, delivered: int) -> tuple[float | None, str]:
         """How long to wait before the next attempt, or ``None`` and why there is none."""

@@ -19,7 +19,8 @@ class OpenAIPlugin(Plugin):
     The key is read once, at start, from the environment variable that
     ``api_key_env`` names; an agent whose key is missing does not start,
     rather than fail every turn later. A server on this machine may go
-    without one.
+    without one. A server's error quoting the key reaches the turn's error
+    and the log with ``[secret]`` in its place.
     """
 
     settings_class = OpenAISettings
@@ -44,7 +45,7 @@ class OpenAIPlugin(Plugin):
                 f'set it to the key for {settings.base_url}, or set api_key_env = "" '
                 "if that server takes no key"
             )
-        self._client = CompletionsClient(settings, headers, logger)
+        self._client = CompletionsClient(settings, headers, logger, key)
 
     @hookimpl
     async def turn_reply(self, prompt: Prompt, stream: ReplyStream) -> Message:
