@@ -4,7 +4,8 @@ Every command runs as the leader of a new session (``start_new_session``),
 so that a timeout or ``shell.close`` reaches everything it started: the
 group gets SIGTERM, then SIGKILL after a grace period. (A program that
 starts a session of its own with ``setsid`` leaves the group and is out of
-reach: that takes a sandbox, which this is not.)
+reach, unless the command runs in the sandbox, whose PID namespace ends
+with it: :mod:`.sandbox`.)
 
 Output is read as it comes, so that a chatty child never blocks on a full
 pipe; what exceeds the cap is counted and dropped, and the text handed back

@@ -7,7 +7,8 @@ to the root, program found on the command's ``PATH``, ``shell_authorize``
 (where the service's own ``allow`` policy answers last, so nothing runs
 unless the configuration allows it), environment built in layers and
 passed through ``shell_env``, then the process, in a process group of its
-own. ``shell_exited`` fires when it has exited. See
+own (and, with ``sandbox = "bwrap"``, in a sandbox: :mod:`.sandbox`).
+``shell_exited`` fires when it has exited. See
 :mod:`turnkit_services.shell.points`.
 """
 
@@ -26,6 +27,7 @@ from . import points
 from .environment import checked_env, layered_env
 from .policy import ShellRefused, allowed, check_argv, confine, find_program, refusal
 from .process import Process
+from .sandbox import Bwrap, bwrap_sandbox
 from .settings import ShellSettings
 
 
@@ -88,6 +90,7 @@ class ShellService(Service):
 
     def __init__(self) -> None:
         self._root: Path | None = None
+        self._sandbox: Bwrap | None = None
         self._processes: dict[str, Tracked] = {}
         self._numbers = itertools.count(1)
 
@@ -101,7 +104,7 @@ class ShellService(Service):
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, context: ExecutionContext) -> None:
-        """Check the settings and resolve the root; nothing is spawned until asked."""
+        """Check the settings, resolve the root and check the sandbox; no command runs until asked."""
         self.context = context
         if self.settings is None:
             self.settings = ShellSettings()
@@ -116,6 +119,8 @@ class ShellService(Service):
         root = (Path(context.config.base_dir) / Path(settings.root).expanduser()).resolve()
         if not root.is_dir():
             raise ValueError(f"[service.shell] root: {str(root)!r} is not a directory")
+        sandboxed = settings.sandbox == "bwrap"
+        self._sandbox = await bwrap_sandbox(root, settings.network, context.env) if sandboxed else None
         self._root = root
 
     async def stop(self) -> None:
@@ -273,9 +278,11 @@ class ShellService(Service):
         return Command(argv, program, where, checked_env(env), turn)
 
     async def _spawn(self, command: Command, stdin: bool) -> Process:
-        return await Process.spawn(
-            command.argv, command.program, command.cwd, command.env, self.settings.max_output, stdin
-        )
+        """Start the command, inside the sandbox if there is one (plugins saw it as the caller gave it)."""
+        argv, program = command.argv, command.program
+        if self._sandbox is not None:
+            argv, program = self._sandbox.argv(program, argv, command.cwd), self._sandbox.program
+        return await Process.spawn(argv, program, command.cwd, command.env, self.settings.max_output, stdin)
 
     def _timeout(self, timeout: float | None) -> float:
         """A caller's timeout, checked against ``max_timeout`` (the configured one when ``None``)."""
