@@ -276,17 +276,21 @@ class Dispatcher:
         try:
             for plugin, function, mode, getter, runs in plan.steps:
                 try:
-                    if runs == INLINE:
+                    if runs != THREADED:
                         if mode == 1:
                             result = function(kwargs[getter])
                         else:
                             result = function(*getter(kwargs)) if mode else function()
+                        if runs == AWAITED:  # its first step here, as in _awaited (no frame)
+                            try:
+                                pending = result.send(None)
+                            except StopIteration as done:
+                                result = done.value
+                            else:
+                                result = await self._resumed(plan, plugin, result, pending)
                     else:
                         args = () if mode == 0 else (kwargs[getter],) if mode == 1 else getter(kwargs)
-                        if runs == AWAITED:
-                            result = await self._awaited(plan, plugin, function(*args))
-                        else:
-                            result = await self._on_thread(plan, plugin, function, args)
+                        result = await self._on_thread(plan, plugin, function, args)
                 except Exception as exc:
                     stamps.append(perf_counter())
                     return rules.failed(plan, plugin, exc, marks, len(stamps) - 2)
@@ -302,11 +306,28 @@ class Dispatcher:
         finally:
             self.trace.record(trace_scope.get(), plan.point, plan.kind.kind, plan.plugins, stamps, marks)
 
-    async def _awaited(self, plan: Plan, plugin: str, awaitable: Awaitable[Any]) -> Any:
+    async def _awaited(self, plan: Plan, plugin: str, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Await an ``async def`` implementation under the point's time limit.
+
+        Most have nothing to wait for and finish in their first step: that
+        step runs here and now, with no timer (setting one costs more than
+        such a call). Only one that suspends gets a timer, and its coroutine
+        goes on under it (:class:`_Resumed`).
+        """
+        try:
+            pending = coroutine.send(None)
+        except StopIteration as done:
+            return done.value
+        return await self._resumed(plan, plugin, coroutine, pending)
+
+    async def _resumed(
+        self, plan: Plan, plugin: str, coroutine: Coroutine[Any, Any, Any], pending: Any
+    ) -> Any:
+        """The rest of a coroutine that suspended in its first step, under the point's time limit."""
         limit = asyncio.timeout(plan.timeout)
         try:
             async with limit:
-                return await awaitable
+                return await _Resumed(coroutine, pending)
         except TimeoutError:
             if limit.expired():
                 raise PluginTimeout(plugin, plan.point, plan.timeout) from None
@@ -434,3 +455,36 @@ class Dispatcher:
         if error is not None:
             raise error
         return result
+
+
+class _Resumed:
+    """The rest of a coroutine whose first step already ran, for the task that ran it to await.
+
+    That step yielded ``pending`` (the future the coroutine waits for, or
+    ``None`` for a bare yield) to nobody. Awaiting this hands it to the
+    running task, exactly as ``await coroutine`` would have, and from then
+    on passes what the task sends or throws (a cancellation, when the time
+    limit runs out) into the coroutine: ``yield from``, resumed half-way.
+    """
+
+    __slots__ = ("_coroutine", "_pending")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], pending: Any) -> None:
+        self._coroutine = coroutine
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine, pending = self._coroutine, self._pending
+        while True:
+            try:
+                sent = yield pending
+            except BaseException as exc:
+                try:
+                    pending = coroutine.throw(exc)
+                except StopIteration as done:
+                    return done.value
+                continue
+            try:
+                pending = coroutine.send(sent)
+            except StopIteration as done:
+                return done.value
