@@ -284,7 +284,9 @@ async def test_a_malformed_body_is_a_400_naming_the_problem(
     tmp_path: Path, body: bytes, problem: str
 ) -> None:
     async with serving_http(tmp_path) as served, served.client() as client:
-        response = await client.post("/api/chats/alice/messages", content=body)
+        response = await client.post(
+            "/api/chats/alice/messages", content=body, headers={"Content-Type": "application/json"}
+        )
         assert response.status_code == 400
         error = response.json()["error"]
         assert error["type"] == "invalid_request_error"
@@ -326,7 +328,9 @@ async def test_bodies_above_the_limit_are_refused_with_413(tmp_path: Path) -> No
                 yield b"x" * 20
             yield b'"}'
 
-        response = await client.post("/api/chats/alice/messages", content=chunked())
+        response = await client.post(
+            "/api/chats/alice/messages", content=chunked(), headers={"Content-Type": "application/json"}
+        )
         assert "content-length" not in response.request.headers
         assert response.status_code == 413
         assert "more than 100 bytes" in response.json()["error"]["message"]

@@ -6,8 +6,9 @@ It runs while the agent serves (``turnkit serve``), listening on
 listens, and kept in :attr:`HttpChannel.address` for whoever embeds the
 agent. Routes: :mod:`~turnkit_services.chat.http_api` (``/api``) and
 :mod:`~turnkit_services.chat.openai_api` (``/v1``); every request passes
-:mod:`~turnkit_services.chat.http_middleware` (bearer token, body limit)
-first, and every error is JSON (:mod:`~turnkit_services.chat.http_errors`).
+:mod:`~turnkit_services.chat.http_middleware` (a catch-all, the bearer
+token, the body's size and time limits) first, and every error is JSON
+(:mod:`~turnkit_services.chat.http_errors`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from turnkit_hookspecs import ChannelMessage, ChunkListener
 
 from .channel import Channel, ChatOutcome, ChatPath
 from .http_api import ChatApi
-from .http_errors import ApiError, chat_failure, key_reused, on_api_error, on_http_exception, on_unexpected
-from .http_middleware import BearerAuth, BodyLimit
+from .http_errors import ApiError, chat_failure, key_reused, on_api_error, on_http_exception
+from .http_middleware import BearerAuth, BodyLimits, CatchAll
 from .openai_api import OpenAIApi
 from .settings import HttpSettings
 
@@ -95,21 +96,24 @@ class HttpChannel(Channel):
                 self.address = None
 
     def app(self, token: str | None = None) -> Starlette:
-        """The ASGI application: the routes behind the token check and the body limit."""
+        """The ASGI application: the routes behind the catch-all, the token check and the body's limits."""
         routes: list[BaseRoute] = [*ChatApi(self).routes()]
         if self.settings.openai:
             routes += OpenAIApi(self).routes()
-        middleware = [Middleware(BearerAuth, token=token)] if token is not None else []
-        middleware.append(Middleware(BodyLimit, max_body=self.settings.max_body))
-        return Starlette(
+        settings = self.settings
+        middleware = [Middleware(CatchAll, logger=self.chat.context.logger)]
+        if token is not None:
+            middleware.append(Middleware(BearerAuth, token=token))
+        middleware.append(
+            Middleware(BodyLimits, max_body=settings.max_body, read_timeout=settings.read_timeout)
+        )
+        app = Starlette(
             routes=routes,
             middleware=middleware,
-            exception_handlers={
-                ApiError: on_api_error,
-                HTTPException: on_http_exception,
-                Exception: on_unexpected,
-            },
+            exception_handlers={ApiError: on_api_error, HTTPException: on_http_exception},
         )
+        app.router.redirect_slashes = False  # a path is a route or a 404, never a redirect without a body
+        return app
 
     @contextlib.contextmanager
     def _listening(self) -> Iterator[socket.socket]:

@@ -26,7 +26,7 @@ from turnkit_hookspecs import ChannelMessage, Message, Principal, unstructure
 
 from .channel import ChatOutcome
 from .http_errors import ApiError, chat_failure, error_body
-from .http_requests import idempotency_key, read_payload
+from .http_requests import MAX_NAME, chat_key, idempotency_key, plain_text, read_payload, session_id
 from .http_streaming import KEEPALIVE, TurnEvent, first_in, sse, sse_response, turn_events
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 #: The principal id of a message whose request names no ``user``.
 ANONYMOUS = "anonymous"
-#: The longest chat key accepted in a path.
-MAX_CHAT_KEY = 200
 
 
 @attrs.frozen
@@ -66,7 +64,7 @@ class ChatApi:
 
     async def post_message(self, request: Request) -> Response:
         """Run a user message as a turn of the chat's session; the reply as JSON, or as SSE."""
-        chat = _chat_key(request)
+        chat = chat_key(request)
         key = idempotency_key(request)
         return await self._post(chat, await _read_message(request), key)
 
@@ -77,16 +75,16 @@ class ChatApi:
         ``chat_session`` answers with it (a plugin answering that point
         first still has the last word).
         """
-        session_id = request.path_params["session_id"]
+        target = session_id(request)
         key = idempotency_key(request)
-        info = await self.channel.chat.context.session.get(session_id)
+        info = await self.channel.chat.context.session.get(target)
         if info is None:
-            raise ApiError(404, f"no session {session_id!r}")
+            raise ApiError(404, f"no session {target!r}")
         if info.status != "active":
-            raise ApiError(409, f"session {session_id!r} is {info.status}: start a new one to go on")
+            raise ApiError(409, f"session {target!r} is {info.status}: start a new one to go on")
         body = await _read_message(request)
-        chat = f"session:{session_id}"
-        await self.channel.chat.bind(self.channel.name, chat, session_id)
+        chat = f"session:{target}"
+        await self.channel.chat.bind(self.channel.name, chat, target)
         return await self._post(chat, body, key)
 
     async def _post(self, chat: str, body: PostMessage, key: str | None) -> Response:
@@ -130,13 +128,15 @@ class ChatApi:
 
     async def new_session(self, request: Request) -> Response:
         """Start a fresh session for the chat (its next messages go there)."""
-        chat = _chat_key(request)
-        session_id = await self.channel.chat.new_session(self.channel.name, chat)
-        return JSONResponse({"chat": chat, "session_id": session_id}, status_code=201)
+        chat = chat_key(request)
+        fresh = await self.channel.chat.new_session(self.channel.name, chat)
+        return JSONResponse({"chat": chat, "session_id": fresh}, status_code=201)
 
     async def list_sessions(self, request: Request) -> Response:
         """The agent's sessions, most recently active first (``?kind=chat`` for one kind)."""
         kind = request.query_params.get("kind")
+        if kind is not None:
+            plain_text(kind, "kind", MAX_NAME)
         sessions = await self.channel.chat.context.session.list_sessions(kind)
         return JSONResponse({"sessions": [unstructure(s) for s in sessions]})
 
@@ -149,13 +149,13 @@ class ChatApi:
         between shows its message twice (queued, and in the history) rather
         than nowhere.
         """
-        session_id = request.path_params["session_id"]
+        wanted = session_id(request)
         access = self.channel.chat.context.session
-        info = await access.get(session_id)
+        info = await access.get(wanted)
         if info is None:
-            raise ApiError(404, f"no session {session_id!r}")
-        queued = await access.queued(session_id)
-        messages = await access.history(session_id)
+            raise ApiError(404, f"no session {wanted!r}")
+        queued = await access.queued(wanted)
+        messages = await access.history(wanted)
         return JSONResponse(
             {
                 "session": unstructure(info),
@@ -192,10 +192,3 @@ async def _read_message(request: Request) -> PostMessage:
     if not body.text.strip():
         raise ApiError(400, "empty message: 'text' holds no text @ $.text")
     return body
-
-
-def _chat_key(request: Request) -> str:
-    chat: str = request.path_params["chat"]
-    if len(chat) > MAX_CHAT_KEY:
-        raise ApiError(400, f"chat key too long: {len(chat)} characters, at most {MAX_CHAT_KEY}")
-    return chat

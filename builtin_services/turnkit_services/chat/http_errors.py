@@ -21,6 +21,8 @@ ERROR_TYPES = {
     413: "request_too_large",
     500: "server_error",
 }
+#: The longest a value quoted in an error message gets (its middle is cut).
+BRIEF = 200
 
 
 class ApiError(Exception):
@@ -42,6 +44,30 @@ def error_body(status: int, message: str) -> dict[str, dict[str, str]]:
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """An error as a response (also what the middlewares send before any route runs)."""
     return JSONResponse(error_body(status, message), status_code=status, headers=headers)
+
+
+def brief(text: str, limit: int = BRIEF) -> str:
+    """``text`` cut to about ``limit`` characters, keeping its end when it names a path (``… @ $.text``).
+
+    Error messages quote what the client sent (``got list [1, 1, …]``); a
+    body near ``max_body`` must not come back whole in its own error.
+    """
+    if len(text) <= limit:
+        return text
+    head, at, where = text.rpartition(" @ ")
+    if not at or len(where) > limit // 2:
+        head, where = text, ""
+    return head[: limit - len(where)] + "…" + (at + where if where else "")
+
+
+def shown(value: object) -> str:
+    """``value`` quoted for an error message: its ``repr``, which escapes what is not printable, cut short."""
+    return brief(repr(value), 60)
+
+
+def internal_error(exc: BaseException) -> JSONResponse:
+    """The 500 for an error nobody expected: its type only, as its text may say more than a client should."""
+    return error_response(500, f"internal error ({type(exc).__name__}); the agent's log has the details")
 
 
 def failure_message(exc: BaseException) -> str:
@@ -74,10 +100,5 @@ async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
 async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors (no such route, method not allowed) as JSON too."""
     assert isinstance(exc, HTTPException)
-    message = f"{request.method} {request.url.path}: {exc.detail}"
+    message = f"{request.method} {brief(request.scope['path'], 100)}: {exc.detail}"
     return error_response(exc.status_code, message, dict(exc.headers or {}))
-
-
-async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    """Anything else: a 500 naming the error (the server's log has the traceback)."""
-    return error_response(500, f"{type(exc).__name__}: {exc}")

@@ -1,9 +1,13 @@
-"""Reading requests: JSON bodies that name what is wrong with them, and the ``Idempotency-Key`` header.
+"""Reading requests: JSON bodies that name what is wrong with them, and the text of paths and headers.
 
-The size limit is enforced while the body is received
-(:class:`~turnkit_services.chat.http_middleware.BodyLimit`); here a body
-that is not JSON, or not of the expected shape, becomes a 400 whose
-message says which part is wrong (``$.text: expected str, got int 3``).
+The size and time limits are enforced while the body is received
+(:class:`~turnkit_services.chat.http_middleware.BodyLimits`); here a body
+must be declared JSON (415 otherwise), be UTF-8, and parse as strict JSON
+(:mod:`~turnkit_services.chat.http_json`), else it is a 400 whose message
+says which part is wrong (``$.text: expected str, got int 3``). Chat keys,
+session ids and the ``Idempotency-Key`` header are checked as well. All of
+this happens before a route acts, so that a refused request leaves nothing
+in the store.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from turnkit_hookspecs import PayloadError, structure
 
-from .http_errors import ApiError
+from .http_errors import ApiError, brief
+from .http_json import JsonRefused, loads
 
 T = TypeVar("T")
 
@@ -23,20 +28,35 @@ T = TypeVar("T")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: The longest idempotency key accepted.
 MAX_IDEMPOTENCY_KEY = 200
+#: The longest chat key accepted (in a path or a header).
+MAX_CHAT_KEY = 200
+#: The longest session id, or ``kind``, accepted in a path or a query (ids are 32 characters).
+MAX_NAME = 200
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CHARSET = re.compile(r"""charset\s*=\s*"?([^";\s]*)""", re.IGNORECASE)
+_SEND_JSON = "send 'Content-Type: application/json'"
 
 
 async def read_json(request: Request) -> Any:
-    """The request body parsed as JSON."""
+    """The request body parsed as strict JSON, once its ``Content-Type`` says it is JSON."""
+    _json_content_type(request.headers.get("content-type"))
     body = await request.body()
-    if not body.strip():
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        raise ApiError(
+            400, f"request body is not UTF-8 text: invalid byte 0x{byte:02x} at byte {exc.start}"
+        ) from exc
+    if not text.strip():
         raise ApiError(400, "empty request body: a JSON object is expected")
     try:
-        return json.loads(body)
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, f"request body is not UTF-8 text: {exc}") from exc
+        return loads(text)
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from exc
+    except JsonRefused as exc:
+        raise ApiError(400, f"invalid request body: {exc}") from exc
 
 
 async def read_payload(request: Request, cls: type[T]) -> T:
@@ -44,7 +64,58 @@ async def read_payload(request: Request, cls: type[T]) -> T:
     try:
         return structure(await read_json(request), cls)
     except PayloadError as exc:
-        raise ApiError(400, "invalid request body: " + "; ".join(exc.problems)) from exc
+        raise ApiError(400, "invalid request body: " + "; ".join(brief(p) for p in exc.problems)) from exc
+
+
+def _json_content_type(header: str | None) -> None:
+    """Refuse (415) a body not declared JSON in UTF-8.
+
+    Not only for tidiness: a web page may send a browser's "simple"
+    request, a form or ``text/plain`` body, to any address without asking
+    it first, so a JSON body in such a request would let any site the
+    user visits talk to an agent on their machine. A JSON content type
+    makes the browser ask first (a CORS preflight), which this server never
+    grants.
+    """
+    if header is None:
+        raise ApiError(415, f"missing Content-Type: {_SEND_JSON}")
+    media_type, _, parameters = header.partition(";")
+    media_type = media_type.strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise ApiError(415, f"Content-Type {brief(media_type, 60)!r} is not JSON: {_SEND_JSON}")
+    charset = _CHARSET.search(parameters)
+    if charset is not None and charset.group(1).lower() not in ("utf-8", "utf8"):
+        raise ApiError(
+            415, f"Content-Type charset {brief(charset.group(1), 40)!r} is not UTF-8: send UTF-8 JSON"
+        )
+
+
+def plain_text(value: str, what: str, limit: int) -> str:
+    """``value`` (a path segment, a query parameter, a header) if short and free of control characters.
+
+    A NUL could not be stored (PostgreSQL refuses it), and other control
+    characters in a chat key would travel into logs and terminals.
+    """
+    if len(value) > limit:
+        raise ApiError(400, f"{what} too long: {len(value)} characters, at most {limit}")
+    found = _CONTROL.search(value)
+    if found is not None:
+        raise ApiError(
+            400, f"{what}: control character U+{ord(found.group()):04X} at character {found.start()}"
+        )
+    return value
+
+
+def chat_key(request: Request) -> str:
+    """The ``{chat}`` of the request's path."""
+    return plain_text(request.path_params["chat"], "chat key", MAX_CHAT_KEY)
+
+
+def session_id(request: Request) -> str:
+    """The ``{session_id}`` of the request's path."""
+    return plain_text(request.path_params["session_id"], "session id", MAX_NAME)
 
 
 def idempotency_key(request: Request) -> str | None:

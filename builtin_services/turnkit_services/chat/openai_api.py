@@ -52,9 +52,9 @@ from turnkit_hookspecs import (
 )
 
 from .channel import ChatOutcome
-from .http_api import ANONYMOUS, MAX_CHAT_KEY
-from .http_errors import ApiError, chat_failure, error_body
-from .http_requests import idempotency_key, read_json
+from .http_api import ANONYMOUS
+from .http_errors import ApiError, chat_failure, error_body, shown
+from .http_requests import MAX_CHAT_KEY, idempotency_key, plain_text, read_json
 from .http_streaming import KEEPALIVE, TurnEvent, first_in, sse, sse_response, turn_events
 
 if TYPE_CHECKING:
@@ -95,7 +95,9 @@ class OpenAIApi:
     async def read_model(self, request: Request) -> Response:
         """The agent as a model, if asked for by its id."""
         if request.path_params["model"] != self.model:
-            raise ApiError(404, f"no model {request.path_params['model']!r}: this agent is {self.model!r}")
+            raise ApiError(
+                404, f"no model {shown(request.path_params['model'])}: this agent is {self.model!r}"
+            )
         return JSONResponse(self._model_json())
 
     def _model_json(self) -> dict[str, Any]:
@@ -110,9 +112,9 @@ class OpenAIApi:
         _refuse_unsupported(payload)
         user = _optional(payload, "user", str)
         messages = _messages(payload)
-        chat = request.headers.get(CHAT_HEADER) or conversation_key(user, messages)
-        if len(chat) > MAX_CHAT_KEY:
-            raise ApiError(400, f"{CHAT_HEADER} too long: {len(chat)} characters, at most {MAX_CHAT_KEY}")
+        chat = plain_text(
+            request.headers.get(CHAT_HEADER) or conversation_key(user, messages), CHAT_HEADER, MAX_CHAT_KEY
+        )
         inbound = ChannelMessage(
             channel=self.channel.name,
             chat_id=chat,
@@ -217,7 +219,7 @@ def _refuse_unsupported(payload: Mapping[str, Any]) -> None:
     """Refuse a wrong ``model``, and what a turn cannot do rather than silently ignore it."""
     _optional(payload, "model", str)
     if payload.get("n") not in (None, 1):
-        raise ApiError(400, f"n={payload['n']!r} is not supported: one choice per request @ $.n")
+        raise ApiError(400, f"n={shown(payload['n'])} is not supported: one choice per request @ $.n")
     if payload.get("tools"):
         raise ApiError(
             400, "client-side tools are not supported: the agent runs its own tools in its turns @ $.tools"
@@ -238,7 +240,8 @@ def _messages(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
             raise ApiError(400, f"expected an object, got {type(message).__name__} @ {where}")
         if message.get("role") not in ROLES:
             raise ApiError(
-                400, f"role must be one of {', '.join(ROLES)}, got {message.get('role')!r} @ {where}.role"
+                400,
+                f"role must be one of {', '.join(ROLES)}, got {shown(message.get('role'))} @ {where}.role",
             )
     if not any(m["role"] == "user" for m in messages):
         raise ApiError(400, "no user message in 'messages' @ $.messages")
@@ -261,7 +264,9 @@ def _blocks(content: Any, where: str) -> list[Block]:
         elif kind == "image_url":
             blocks.append(ImageBlock(_image_source(part.get("image_url"), f"{at}.image_url")))
         else:
-            raise ApiError(400, f"unsupported content part {kind!r} (supported: text, image_url) @ {at}.type")
+            raise ApiError(
+                400, f"unsupported content part {shown(kind)} (supported: text, image_url) @ {at}.type"
+            )
     return blocks
 
 
@@ -281,5 +286,5 @@ def _image_source(image: Any, where: str) -> Source:
 def _optional(payload: Mapping[str, Any], name: str, kind: type) -> Any:
     value = payload.get(name)
     if value is not None and not isinstance(value, kind):
-        raise ApiError(400, f"expected {kind.__name__}, got {type(value).__name__} {value!r} @ $.{name}")
+        raise ApiError(400, f"expected {kind.__name__}, got {type(value).__name__} {shown(value)} @ $.{name}")
     return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from attrs.validators import ge, gt, le
 
 
 @attrs.frozen
@@ -15,10 +16,12 @@ class HttpSettings:
     picks a free port, printed at start). With ``token`` (or the
     environment variable named by ``token_env``) set, every request must
     carry ``Authorization: Bearer <token>``. Request bodies above
-    ``max_body`` bytes are refused with 413. ``openai`` serves the
+    ``max_body`` bytes are refused with 413, and a body not whole
+    ``read_timeout`` seconds (at most an hour) after the request's head,
+    such as one shorter than its ``Content-Length``, with 408. ``openai`` serves the
     OpenAI-compatible ``/v1`` endpoints next to the ``/api`` ones. When the
     agent stops, requests still running get ``shutdown_timeout`` seconds to
-    finish.
+    finish (at most an hour); ``max_body`` is at most 1 GiB.
 
     ``reuse_port`` sets ``SO_REUSEPORT`` on the listening socket, so that
     several ``turnkit serve`` workers with the same configuration can listen
@@ -29,12 +32,13 @@ class HttpSettings:
     """
 
     host: str = "127.0.0.1"
-    port: int = attrs.field(default=8321, validator=[attrs.validators.ge(0), attrs.validators.le(65535)])
+    port: int = attrs.field(default=8321, validator=[ge(0), le(65535)])
     token: str | None = None
     token_env: str | None = None
-    max_body: int = attrs.field(default=1_000_000, validator=attrs.validators.ge(1))
+    max_body: int = attrs.field(default=1_000_000, validator=[ge(1), le(2**30)])
+    read_timeout: float = attrs.field(default=10.0, validator=[gt(0), le(3600)])
     openai: bool = True
-    shutdown_timeout: int = attrs.field(default=10, validator=attrs.validators.ge(0))
+    shutdown_timeout: int = attrs.field(default=10, validator=[ge(0), le(3600)])
     reuse_port: bool = attrs.field(default=False)
 
     @reuse_port.validator
@@ -61,7 +65,8 @@ class TelegramSettings:
     it as often. ``leader_ttl`` is how long, in seconds, the lease outlives
     its holder's last renewal: a worker that dies is replaced within
     ``leader_ttl * 4 / 3`` seconds, one that stops within ``leader_ttl / 3``.
-    It must exceed the clock skew between the workers' machines.
+    It must exceed the clock skew between the workers' machines, and be at
+    most a day; ``poll_timeout`` and ``retry_delay`` are at most an hour.
     """
 
     token: str | None = None
@@ -69,9 +74,9 @@ class TelegramSettings:
     base_url: str = attrs.field(
         default="https://api.telegram.org", validator=attrs.validators.matches_re(r"https?://\S+")
     )
-    poll_timeout: int = attrs.field(default=30, validator=attrs.validators.ge(1))
-    retry_delay: float = attrs.field(default=2.0, validator=attrs.validators.gt(0))
-    leader_ttl: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    poll_timeout: int = attrs.field(default=30, validator=[ge(1), le(3600)])
+    retry_delay: float = attrs.field(default=2.0, validator=[gt(0), le(3600)])
+    leader_ttl: float = attrs.field(default=10.0, validator=[gt(0), le(86_400)])
 
 
 @attrs.frozen
