@@ -163,6 +163,7 @@ class Agent:
             self.actions,
             self.traces,
             self.logger,
+            self.secrets,
         )
         self._watchdog = Watchdog(manager.config.watchdog, self._dispatcher.owners)
         self._watchdog.start()

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from .actions import ActionRegistry
     from .config import Config
     from .points import Points
+    from .secrets import Secrets
     from .store import Claim, Store, TurnOutcome, TurnRecord
     from .tracing import TurnTraceSink
 
@@ -76,6 +77,7 @@ class SessionOrchestrator:
         actions: ActionRegistry,
         traces: TurnTraceSink,
         logger: logging.Logger,
+        secrets: Secrets,
     ) -> None:
         self.agent_id = agent_id
         self.store = store
@@ -84,6 +86,8 @@ class SessionOrchestrator:
         self.actions = actions
         self.traces = traces
         self.log = logger
+        #: A failure's text reaches effects and callers scrubbed (the store scrubs what it keeps).
+        self.secrets = secrets
         self.sessions = Sessions(store, agent_id)
         self._identity = this_process()
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -498,7 +502,7 @@ class SessionOrchestrator:
                 steps, reply = await self._reply(contexts, info, prompt, stream)
                 reply = await points.turn_outbound(contexts, info, reply)
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                error = self.secrets.scrub(f"{type(exc).__name__}: {exc}")
                 self.log.warning("turn %s of session %s failed: %s", turn.turn_id, turn.session_id, error)
                 # contributed context stays pending: no answer was made with it
                 done = await self._finish(turn, "failed", error=error)
@@ -535,9 +539,8 @@ class SessionOrchestrator:
     async def _run_tool(self, contexts: SessionContexts, info: Any, call: ToolCallBlock) -> ToolOutputBlock:
         deny = await self.points.tool_authorize(contexts, info, call)
         if deny is not None:
-            return ToolOutputBlock(
-                call.tool_call_id, f"denied by {deny.plugin}: {deny.reason}", is_error=True
-            )
+            denied = self.secrets.scrub(f"denied by {deny.plugin}: {deny.reason}")
+            return ToolOutputBlock(call.tool_call_id, denied, is_error=True)
         return await self.actions.run_tool(call)
 
     async def _finish(

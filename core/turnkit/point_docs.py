@@ -50,12 +50,21 @@ SIGNATURE_WIDTH = 110
 
 _DEFAULTS = PluginsConfig()
 
+#: Where a ``def`` implementation of a guard, pipeline or resolve point runs (dispatch.py).
+_HANGS = (
+    "A plugin's `def` implementation runs on a worker thread, where a hang costs only its own "
+    f"call, until it has answered `[plugins] inline_after` ({_DEFAULTS.inline_after}) times in a row "
+    "in under a millisecond; then it runs on the event loop. If it then blocks the loop longer than "
+    f"`[plugins] watchdog` ({_DEFAULTS.watchdog:g} s), the watchdog logs it with this point and it "
+    "goes back to a thread for good. `async def` implementations must not block: await instead."
+)
+
 #: What the dispatcher does with each kind's results and failures (as dispatch.py and rules.py
 #: implement it; docs/architecture.md, "The four kinds", has them as a table). One text per kind:
 #: every page of that kind shows it.
 KIND_RULES: dict[Kind, str] = {
     Kind.GUARD: textwrap.dedent(
-        """\
+        f"""\
         Implementations are called one after another, in [call order](../ordering.md). Returning
         `None` (or `True`) allows, and the next one is asked. The first `Deny` stops the dispatch:
         the implementations after it are not called, and the caller gets that `Deny` with `plugin`
@@ -66,12 +75,12 @@ KIND_RULES: dict[Kind, str] = {
           warning and traced as `error`. The implementations after it are not called.
         - **Returns anything else** than `None`, `True` or a `Deny`: also a deny, with the reason
           `<plugin> returned <type>, expected a Deny or None`, traced as `error`.
-        - **Hangs:** nothing times a guard out; what it guards waits (a turn keeps its session, so
-          the session's next message waits too). Bound slow calls yourself, and deny when you
-          cannot decide in time."""
+        - **Hangs:** each implementation has a time limit (the point's **Timeout** above); one that
+          runs out counts as a deny, `Deny("<plugin> timed out after <n>s")`, traced as `timeout`.
+          {_HANGS}"""
     ),
     Kind.PIPELINE: textwrap.dedent(
-        """\
+        f"""\
         One argument (the point *threads* it) passes through the implementations in
         [call order](../ordering.md): each receives the value the previous one returned. Return a new
         value of the declared type to replace it, or `None` to leave it unchanged. The caller gets
@@ -83,10 +92,12 @@ KIND_RULES: dict[Kind, str] = {
           message kept, and `turn_failed` fires).
         - **Returns a value of the wrong type** (not `None`, not the declared type): the same
           `PipelineError`, with the reason `<plugin> returned <type>, expected <type> or None`.
-        - **Hangs:** nothing times a pipeline out; the step waits. Bound slow calls yourself."""
+        - **Hangs:** each implementation has a time limit (the point's **Timeout** above); one that
+          runs out stops the dispatch with the same `PipelineError` (`<plugin> timed out after
+          <n>s`), traced as `timeout`. {_HANGS}"""
     ),
     Kind.RESOLVE: textwrap.dedent(
-        """\
+        f"""\
         Implementations are called one after another, in [call order](../ordering.md), each awaited;
         the first answer that is not `None` wins and the implementations after it are not called.
         Where an answer always makes sense, a built-in one (the runtime's or the owning service's)
@@ -99,8 +110,9 @@ KIND_RULES: dict[Kind, str] = {
         - **Returns an answer of the wrong type** (the hookspec returns `X | None` and the answer is
           not an `X`): the same `ResolveError`, with the reason
           `<plugin> returned <type>, expected <type> or None`.
-        - **Hangs:** nothing times a resolve point out; the caller waits. Bound slow calls
-          yourself."""
+        - **Hangs:** each implementation has a time limit (the point's **Timeout** above); one that
+          runs out fails the point with the same `ResolveError` (`<plugin> timed out after <n>s`),
+          traced as `timeout`. {_HANGS}"""
     ),
     Kind.EFFECT: textwrap.dedent(
         f"""\
@@ -113,11 +125,11 @@ KIND_RULES: dict[Kind, str] = {
 
         - **Raises:** logged as a warning and traced as `error`; the next implementation still runs
           and the main path never sees the failure.
-        - **Hangs:** each implementation runs under a timeout: `[plugins.effect_timeouts]` for this
-          point if set, else the point's own (`@effect(timeout=...)`), else `[plugins]
-          effect_timeout` ({_DEFAULTS.effect_timeout:g} s by default). When it runs out, the call
-          is traced as `timeout` and the next implementation runs; a `def` implementation keeps its
-          worker thread until it returns (a thread cannot be stopped).
+        - **Hangs:** each implementation has a time limit (the point's **Timeout** above). When it
+          runs out, the call is traced as `timeout` and the next implementation runs; a `def`
+          implementation's thread is left to it (a thread cannot be stopped) and a fresh one takes
+          its place, so other effects keep running. A plugin with `[plugins] hung_limit`
+          ({_DEFAULTS.hung_limit} by default) calls still hung is not called again until one returns.
         - **Overload:** when `[plugins] effect_queue` ({_DEFAULTS.effect_queue} by default)
           dispatches are already waiting, a new one is dropped and traced as `dropped`: effects are
           best-effort.
@@ -270,8 +282,7 @@ def _page(group: Group, index: int, names: set[str]) -> str:
         )
     else:
         facts.append("- **Implement it with:** `@hookimpl` (`from turnkit_hookspecs import hookimpl`)")
-    if kind.kind is Kind.EFFECT:
-        facts.append(f"- **Timeout:** {_timeout(point)}")
+    facts.append(f"- **Timeout:** {_timeout(point)}")
     lines = [MARKER, "", f"# `{point.name}`", "", _linked(point.summary, names, point.name), "", *facts]
     lines += ["", "## When it fires", "", _linked(inspect.getdoc(group.module) or "", names, point.name)]
     items, arguments, returns = _written(point.function)
@@ -297,12 +308,14 @@ def _kind_detail(kind: PointKind) -> str:
 
 
 def _timeout(point: Point) -> str:
-    override = f"`[plugins.effect_timeouts] {point.name} = <seconds>` overrides it"
+    override = f"`[plugins.timeouts] {point.name} = <seconds>` overrides it"
     if point.kind.timeout is not None:
         return f"{point.kind.timeout:g} s per implementation, this point's own default; {override}"
+    setting = f"{point.kind.kind.value}_timeout"
+    default: float = getattr(_DEFAULTS, setting)
     return (
-        f"`[plugins] effect_timeout` per implementation ({_DEFAULTS.effect_timeout:g} s unless "
-        f"configured): the point declares none of its own; {override}"
+        f"`[plugins] {setting}` per implementation ({default:g} s unless configured): the point "
+        f"declares none of its own; {override}"
     )
 
 

@@ -108,10 +108,7 @@ class ShellService(Service):
         self.context = context
         if self.settings is None:
             self.settings = ShellSettings()
-        settings = self.settings
-        for key in ("timeout", "max_timeout", "kill_grace", "max_output", "max_processes"):
-            if getattr(settings, key) <= 0:
-                raise ValueError(f"[service.shell] {key}: must be positive, got {getattr(settings, key)}")
+        settings = self.settings  # each setting's range is checked as the settings are read
         if settings.timeout > settings.max_timeout:
             raise ValueError(
                 f"[service.shell] timeout ({settings.timeout}) exceeds max_timeout ({settings.max_timeout})"
