@@ -284,8 +284,8 @@ class Dispatcher:
                         if runs == AWAITED:  # its first step here, as in _awaited (no frame)
                             try:
                                 pending = result.send(None)
-                            except StopIteration as done:
-                                result = done.value
+                            except StopIteration as finished:
+                                result = finished.value
                             else:
                                 result = await self._resumed(plan, plugin, result, pending)
                     else:
