@@ -24,6 +24,7 @@ from .context import (
     current_turn,
 )
 from .convert import PayloadError, converter, from_json, structure, to_json, unstructure
+from .frozen import FrozenDict, FrozenList
 from .kinds import Kind, PointKind, effect, guard, kind_of, pipeline, resolve
 from .markers import PROJECT_NAME, hookimpl, hookspec
 from .model import (
@@ -83,6 +84,8 @@ __all__ = [
     "DocumentBlock",
     "ExecutionContext",
     "ForkOptions",
+    "FrozenDict",
+    "FrozenList",
     "IdempotencyKeyReused",
     "ImageBlock",
     "Initiator",

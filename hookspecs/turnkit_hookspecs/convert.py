@@ -3,7 +3,9 @@
 Blocks and sources are tagged unions on ``type`` (the class's ``TYPE``), so a
 stored message reads back as the same classes. Structuring errors are turned
 into :class:`PayloadError`, whose message names the path of each bad field
-(``$.blocks[0].text``) rather than cattrs' nested exception groups.
+(``$.blocks[0].text``) rather than cattrs' nested exception groups. The
+model's read-only containers unstructure to plain ``dict`` and ``list``, so
+what :func:`unstructure` returns shares nothing with the value.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from cattrs.cols import homogenous_tuple_structure_factory, is_sequence, list_st
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.v import format_exception
 
+from .frozen import FrozenDict, FrozenList, freeze_mapping
 from .model import Block, Source
 
 T = TypeVar("T")
@@ -68,6 +71,52 @@ def _no_scalar_sequences(type_: Any, conv: cattrs.Converter) -> Callable[[Any, A
 
 
 converter.register_structure_hook_factory(_is_list_or_tuple, _no_scalar_sequences)
+
+
+def _is_frozen_dict(type_: Any) -> bool:
+    return type_ is FrozenDict or typing.get_origin(type_) is FrozenDict
+
+
+def _is_frozen(type_: Any) -> bool:
+    return _is_frozen_dict(type_) or type_ is FrozenList or typing.get_origin(type_) is FrozenList
+
+
+def _frozen_dict_structure(type_: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """Structure ``FrozenDict[K, V]`` as ``dict[K, V]`` (same checks and errors), then freeze it."""
+    key, value = typing.get_args(type_) or (Any, Any)
+    plain: Any = dict[key, value]  # type: ignore[valid-type]
+    inner = conv.get_structure_hook(plain)
+
+    def structure_frozen_dict(value: Any, _: Any) -> Any:
+        return freeze_mapping(inner(value, plain))
+
+    return structure_frozen_dict
+
+
+converter.register_structure_hook_factory(_is_frozen_dict, _frozen_dict_structure)
+
+
+def _unstructure_frozen(value: FrozenDict[Any, Any] | FrozenList[Any]) -> dict[Any, Any] | list[Any]:
+    """A plain ``dict`` or ``list`` of unstructured items: plain data shares nothing with the value."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return [_plain(item) for item in value]
+
+
+#: Item types that are plain data already; checked before asking the converter, per item.
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(item: Any) -> Any:
+    kind = type(item)
+    if kind in _PLAIN_TYPES:
+        return item
+    if kind is FrozenDict or kind is FrozenList:
+        return _unstructure_frozen(item)
+    return converter.unstructure(item)
+
+
+converter.register_unstructure_hook_func(_is_frozen, _unstructure_frozen)
 
 
 def _tagged_union(union: Any) -> None:

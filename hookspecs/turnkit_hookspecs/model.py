@@ -1,18 +1,22 @@
 """The data model every service and plugin exchanges.
 
-All classes are frozen, slotted attrs classes so that a value handed to one
-plugin cannot be changed behind the back of the next; pipelines return new
-values instead (``attrs.evolve``). JSON (un)structuring lives in
-:mod:`turnkit_hookspecs.convert`; the ``type`` tag of each block and source is
-the class's ``TYPE``.
+All classes are frozen, slotted attrs classes, and their container fields
+(``metadata``, tool call ``args``, a record's ``value`` …) are deep-frozen
+when a value is built (:mod:`turnkit_hookspecs.frozen`), so that a value
+handed to one plugin cannot be changed behind the back of the next, of the
+store or of the caller; pipelines return new values instead
+(``attrs.evolve``). JSON (un)structuring lives in
+:mod:`turnkit_hookspecs.convert`; the ``type`` tag of each block and source
+is the class's ``TYPE``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, TypeAlias
 
 from attrs import field, frozen
+
+from .frozen import EMPTY, FrozenDict, freeze, freeze_mapping
 
 Role: TypeAlias = Literal["user", "assistant", "system", "tool"]
 Initiator: TypeAlias = Literal["user", "extension", "system", "agent"]
@@ -23,10 +27,6 @@ TurnStatus: TypeAlias = Literal["queued", "running", "completed", "denied", "fai
 
 def _tuple(value: Any) -> tuple[Any, ...]:
     return tuple(value)
-
-
-def _dict_copy(value: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(value)
 
 
 # ---------------------------------------------------------------- sources
@@ -108,7 +108,7 @@ class ToolCallBlock:
     TYPE: ClassVar[str] = "tool_call"
     tool_call_id: str
     name: str
-    args: dict[str, Any] = field(factory=dict, converter=_dict_copy, hash=False)
+    args: FrozenDict[str, Any] = field(default=EMPTY, converter=freeze_mapping, hash=False)
 
 
 @frozen
@@ -140,14 +140,16 @@ class Message:
     """One message of a session's history.
 
     ``id`` is given by the store when the message is written; ``author`` names
-    the principal, agent or extension that produced it.
+    the principal, agent or extension that produced it. ``metadata`` is
+    read-only (a :class:`~turnkit_hookspecs.frozen.FrozenDict`): a pipeline
+    changes it by returning ``attrs.evolve(message, metadata={**message.metadata, ...})``.
     """
 
     role: Role
     blocks: tuple[Block, ...] = field(converter=_tuple)
     id: str | None = None
     author: str | None = None
-    metadata: dict[str, Any] = field(factory=dict, converter=_dict_copy, hash=False)
+    metadata: FrozenDict[str, Any] = field(default=EMPTY, converter=freeze_mapping, hash=False)
 
     @classmethod
     def of(cls, role: Role, text: str, **kwargs: Any) -> Message:
@@ -165,13 +167,17 @@ class Message:
         return tuple(b for b in self.blocks if isinstance(b, ToolCallBlock))
 
 
+#: The schema of a tool that takes no arguments.
+_NO_PARAMETERS: FrozenDict[str, Any] = FrozenDict({"type": "object", "properties": {}})
+
+
 @frozen
 class ToolSpec:
     """A tool offered to the model: a service action with a JSON schema."""
 
     name: str
     description: str
-    parameters: dict[str, Any] = field(factory=lambda: {"type": "object", "properties": {}}, hash=False)
+    parameters: FrozenDict[str, Any] = field(default=_NO_PARAMETERS, converter=freeze_mapping, hash=False)
 
 
 @frozen
@@ -204,7 +210,7 @@ class ForkOptions:
     reason: str = ""
     initial_message: Message | None = None
     inherit_context: bool = True
-    metadata: dict[str, Any] = field(factory=dict, converter=_dict_copy, hash=False)
+    metadata: FrozenDict[str, Any] = field(default=EMPTY, converter=freeze_mapping, hash=False)
 
 
 @frozen
@@ -252,7 +258,7 @@ class SessionInfo:
     parent_session_id: str | None = None
     root_session_id: str | None = None
     fork_point: int | None = None
-    metadata: dict[str, Any] = field(factory=dict, converter=_dict_copy, hash=False)
+    metadata: FrozenDict[str, Any] = field(default=EMPTY, converter=freeze_mapping, hash=False)
 
 
 @frozen
@@ -277,12 +283,14 @@ class ActionResult:
 
     An exception inside the action does not propagate to the caller: it comes
     back here with ``ok=False`` and ``error`` naming the action and the
-    exception, so one failing action never takes the host down.
+    exception, so one failing action never takes the host down. ``value``
+    is deep-frozen like every container of the model, so a caller cannot
+    change the state of the service that returned it.
     """
 
     action: str
     ok: bool
-    value: Any = None
+    value: Any = field(default=None, converter=freeze)
     error: str | None = None
 
 
@@ -317,7 +325,7 @@ class ChannelMessage:
     principal: Principal
     message: Message
     thread_id: str | None = None
-    metadata: dict[str, Any] = field(factory=dict, converter=_dict_copy, hash=False)
+    metadata: FrozenDict[str, Any] = field(default=EMPTY, converter=freeze_mapping, hash=False)
 
 
 # ---------------------------------------------------------------- service storage
@@ -335,7 +343,7 @@ class StoredRecord:
 
     collection: str
     key: str
-    value: dict[str, Any] = field(converter=_dict_copy, hash=False)
+    value: FrozenDict[str, Any] = field(converter=freeze_mapping, hash=False)
     version: int = 1
     text: str | None = None
     updated: float = 0.0

@@ -1,9 +1,11 @@
-"""The contract's data model, its JSON form, and the kind decorators."""
+"""The contract's data model (deep-frozen), its JSON form, and the kind decorators."""
 
 from __future__ import annotations
 
 import copy
 import json
+import pickle
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -11,22 +13,28 @@ import pluggy
 import pytest
 from turnkit_hookspecs import (
     PROJECT_NAME,
+    ActionResult,
     AttachmentBlock,
     Base64Source,
     Block,
+    ChannelMessage,
     ContextWindowState,
     Deny,
     DocumentBlock,
     ForkOptions,
+    FrozenDict,
+    FrozenList,
     ImageBlock,
     Kind,
     Message,
     PayloadError,
     PointKind,
+    Principal,
     Prompt,
     ReasoningBlock,
     SessionInfo,
     Source,
+    StoredRecord,
     TextBlock,
     ToolCallBlock,
     ToolOutputBlock,
@@ -204,17 +212,116 @@ def test_message_helpers() -> None:
     )
 
 
-def test_values_are_frozen_and_copy_their_dicts() -> None:
-    metadata = {"k": 1}
-    message = Message.of("user", "hi", metadata=metadata)
-    metadata["k"] = 2
-    assert message.metadata == {"k": 1}
+NESTED = {"k": 1, "tags": ["a"], "chat": {"id": 7, "seen": []}}
+
+#: Every container field of the model: (name, build with a mapping, read the field back).
+CONTAINERS: list[tuple[str, Callable[[dict[str, Any]], Any], Callable[[Any], Any]]] = [
+    ("Message.metadata", lambda d: Message.of("user", "hi", metadata=d), lambda v: v.metadata),
+    ("ToolCallBlock.args", lambda d: ToolCallBlock("c", "n", d), lambda v: v.args),
+    ("ToolSpec.parameters", lambda d: ToolSpec("t", "d", d), lambda v: v.parameters),
+    ("ForkOptions.metadata", lambda d: ForkOptions(metadata=d), lambda v: v.metadata),
+    ("SessionInfo.metadata", lambda d: SessionInfo("s", "chat", metadata=d), lambda v: v.metadata),
+    (
+        "ChannelMessage.metadata",
+        lambda d: ChannelMessage("c", "1", Principal("c", "u"), Message.of("user", "hi"), metadata=d),
+        lambda v: v.metadata,
+    ),
+    ("StoredRecord.value", lambda d: StoredRecord("c", "k", d), lambda v: v.value),
+    ("ActionResult.value", lambda d: ActionResult("s.a", True, d), lambda v: v.value),
+]
+
+
+@pytest.mark.parametrize(("build", "read"), [c[1:] for c in CONTAINERS], ids=[c[0] for c in CONTAINERS])
+def test_every_container_field_is_deep_frozen_and_shares_nothing_with_its_input(
+    build: Callable[[dict[str, Any]], Any], read: Callable[[Any], Any]
+) -> None:
+    given = copy.deepcopy(NESTED)
+    value = build(given)
+    field_value = read(value)
+    assert isinstance(field_value, FrozenDict) and isinstance(field_value, dict)
+    assert field_value == NESTED
+    given["k"] = 2
+    given["tags"].append("b")
+    given["chat"]["seen"].append("x")
+    assert field_value == NESTED, "the caller's dict is copied, nested ones too"
+    for change in (
+        lambda: field_value.__setitem__("k", 2),
+        lambda: field_value.update(k=2),
+        lambda: field_value["tags"].append("b"),
+        lambda: field_value["chat"].__setitem__("id", 0),
+        lambda: field_value["chat"]["seen"].append("x"),
+    ):
+        with pytest.raises(TypeError, match="read-only"):
+            change()
+    assert read(value) == NESTED
+    assert read(attrs.evolve(value)) is field_value, "evolve does not copy a frozen value again"
+
+
+def test_values_are_frozen_attrs_classes() -> None:
+    message = Message.of("user", "hi")
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         message.role = "assistant"  # type: ignore[misc]
-    args = {"q": "x"}
-    call = ToolCallBlock("c", "n", args)
-    args["q"] = "y"
-    assert call.args == {"q": "x"}
+
+
+def test_the_empty_default_is_one_shared_instance() -> None:
+    assert Message.of("user", "a").metadata is Message.of("user", "b", metadata={}).metadata
+    assert ToolCallBlock("c", "n").args is SessionInfo("s", "chat").metadata
+
+
+def test_an_action_result_freezes_any_value() -> None:
+    result = ActionResult("s.a", True, [{"a": 1}, ("t", [2])])
+    assert isinstance(result.value, list) and isinstance(result.value[0], FrozenDict)
+    assert isinstance(result.value[1][1], list)
+    with pytest.raises(TypeError, match="read-only"):
+        result.value.append(3)
+    assert ActionResult("s.a", True, "text").value == "text"
+
+
+def test_frozen_values_round_trip_and_unstructure_to_plain_data() -> None:
+    message = Message(
+        "assistant", [ToolCallBlock("c", "n", {"argv": ["ls"]})], metadata=copy.deepcopy(NESTED)
+    )
+    plain = assert_round_trips(message)
+    assert type(plain["metadata"]) is dict and type(plain["metadata"]["tags"]) is list
+    assert type(plain["metadata"]["chat"]["seen"]) is list
+    assert type(plain["blocks"][0]["args"]["argv"]) is list
+    plain["metadata"]["tags"].append("mine")  # plain data is the caller's own
+    assert message.metadata == NESTED
+    again = from_json(to_json(message), Message)
+    assert isinstance(again.metadata["chat"], FrozenDict) and isinstance(again.blocks[0].args["argv"], list)
+    with pytest.raises(TypeError, match="read-only"):
+        again.blocks[0].args["argv"].append("-l")
+    result = structure({"action": "s.a", "ok": True, "value": {"a": [1]}}, ActionResult)
+    assert isinstance(result.value["a"], FrozenList)
+    assert unstructure(result)["value"] == {"a": [1]} and type(unstructure(result)["value"]["a"]) is list
+
+
+def test_values_inside_frozen_containers_are_unstructured_too() -> None:
+    turn = TurnInfo("t", "s", 1, "user")
+    result = ActionResult("task.list", True, [turn, {"turn": turn, "pair": (turn,)}])
+    assert unstructure(result)["value"] == [
+        unstructure(turn),
+        {"turn": unstructure(turn), "pair": [unstructure(turn)]},
+    ]
+    assert json.loads(to_json(result))["value"][0] == unstructure(turn)
+
+
+@pytest.mark.parametrize(
+    "clone",
+    [lambda v: pickle.loads(pickle.dumps(v)), copy.deepcopy, copy.copy],
+    ids=["pickle", "deepcopy", "copy"],
+)
+def test_frozen_values_pickle_and_copy(clone: Callable[[Any], Any]) -> None:
+    message = Message("user", [ToolCallBlock("c", "n", {"q": ["x"]})], metadata=copy.deepcopy(NESTED))
+    again = clone(message)
+    assert again == message
+    assert isinstance(again.metadata["tags"], FrozenList) and isinstance(again.blocks[0].args, FrozenDict)
+
+
+def test_messages_stay_hashable_and_equal_to_plain_built_ones() -> None:
+    message = Message.of("user", "hi", metadata=copy.deepcopy(NESTED))
+    assert hash(message) == hash(Message.of("user", "hi"))
+    assert message == Message.of("user", "hi", metadata=FrozenDict(NESTED))
 
 
 # ------------------------------------------------------------------ other values
@@ -539,10 +646,12 @@ def test_structuring_does_not_mutate_the_payload() -> None:
     message = structure(payload, Message)
     assert payload == before
     assert message.blocks[3].args == {"type": "kept"}
-    # the structured value does not share the caller's dicts
+    # the structured value does not share the caller's dicts, nested ones included
     payload["metadata"]["added"] = True
+    payload["metadata"]["nested"]["added"] = True
     payload["blocks"][3]["args"]["added"] = True
     assert "added" not in message.metadata
+    assert "added" not in message.metadata["nested"]
     assert "added" not in message.blocks[3].args
 
     bad = copy.deepcopy(payload)
