@@ -107,7 +107,7 @@ async def main(turns: int, synchronous: str) -> None:
                     return response
 
                 async def openai(i: int) -> object:
-                    body = {"model": "agent", "messages": [{"role": "user", "content": f"message {i}"}]}
+                    body = {"model": "echo", "messages": [{"role": "user", "content": f"message {i}"}]}
                     response = await client.post(
                         "/v1/chat/completions", json=body, headers={"X-Turnkit-Chat": "v1"}
                     )

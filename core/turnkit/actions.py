@@ -7,6 +7,9 @@ naming the running services or the closest action; anything going wrong
 *inside* an action (including a payload that does not fit its signature)
 comes back as an :class:`~turnkit_hookspecs.ActionResult` with
 ``ok=False``, so one failing action never takes the host down.
+
+An action describes its parameters in its docstring's ``Args:`` section
+(:func:`parameter_docs`); ``turnkit <service> <action> --help`` shows them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import difflib
 import inspect
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -75,8 +79,8 @@ class ActionRegistry:
             if inspect.isawaitable(value):
                 value = await value
         except Exception as exc:
-            log.warning("action %s raised %r", action, exc)
-            log.debug("action %s traceback", action, exc_info=exc)
+            # not logged as a warning here: whoever invoked it gets the error (run_tool logs the model's)
+            log.debug("action %s raised", action, exc_info=exc)
             return ActionResult(action, ok=False, error=f"{action} raised {type(exc).__name__}: {exc}")
         return ActionResult(action, ok=True, value=value)
 
@@ -87,6 +91,7 @@ class ActionRegistry:
         result = await self.invoke(call.name, call.args)
         if not result.ok:
             error = self._secrets.scrub(result.error or "failed")
+            log.warning("action %s", error)  # the model reads it; this is what the operator sees
             return ToolOutputBlock(call.tool_call_id, error, is_error=True)
         return ToolOutputBlock(call.tool_call_id, self._secrets.scrub(render(result.value)))
 
@@ -114,3 +119,47 @@ def render(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
         return repr(value)
+
+
+#: The docstring section describing an action's parameters (Google style, as pydoc renders it).
+_ARGS_HEADING = re.compile(r"^(Args|Arguments|Parameters):\s*$")
+#: One parameter's entry in that section: ``name: text`` or ``name (type): text``.
+_ARG_ENTRY = re.compile(r"^(\w+)(?:\s*\([^)]*\))?:\s*(.*)$")
+
+
+def parameter_docs(function: Callable[..., Any]) -> dict[str, str]:
+    """What an action's docstring says of each parameter, for its command line options' help.
+
+    The parameters are described in an ``Args:`` section, one ``name: text``
+    per parameter, its text continued on more deeply indented lines::
+
+        Args:
+            name: the task's name, unique in the agent.
+            cron: a cron expression (five fields), evaluated in the
+                task's timezone.
+
+    The section ends at a blank line or a line indented no deeper than its heading.
+    """
+    lines = (inspect.getdoc(function) or "").splitlines()
+    found: dict[str, str] = {}
+    heading = next((i for i, line in enumerate(lines) if _ARGS_HEADING.match(line.strip())), None)
+    if heading is None:
+        return found
+    outer = _indent(lines[heading])
+    entry_indent: int | None = None
+    current: str | None = None
+    for line in lines[heading + 1 :]:
+        indent = _indent(line)
+        if not line.strip() or indent <= outer:
+            break
+        entry = _ARG_ENTRY.match(line.strip())
+        if entry is not None and indent == (entry_indent if entry_indent is not None else indent):
+            entry_indent, current = indent, entry.group(1)
+            found[current] = entry.group(2)
+        elif current is not None:
+            found[current] = f"{found[current]} {line.strip()}".strip()
+    return found
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())

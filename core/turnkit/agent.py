@@ -17,11 +17,13 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+import attrs
 from turnkit_hookspecs import (
     ActionResult,
     ChunkListener,
     Initiator,
     Message,
+    Origin,
     Service,
     SessionInfo,
     TurnInfo,
@@ -30,11 +32,13 @@ from turnkit_hookspecs import (
 
 from .actions import ActionRegistry
 from .config import Config, load_config, settings_for
-from .defaults import install_defaults
+from .defaults import install_defaults, other_models
 from .dispatch import Dispatcher
 from .errors import ConfigError, PluginConfigureError, StoreError, TurnkitError
 from .extension import ExtensionContext
-from .manager import PluginManager
+from .instructions import agent_instructions
+from .manager import PluginManager, required_keys, table_hint
+from .models import ModelChoice, choose_model
 from .orchestrator import SessionOrchestrator
 from .points import Points
 from .secrets import Secrets, protect_logs
@@ -79,6 +83,9 @@ class Agent:
         protect_logs(self.secrets)
         self._given_manager = manager
         self._resume = resume
+        #: Plugins configured, in order: closed in reverse when the agent stops.
+        self._configured: list[tuple[str, object]] = []
+        self._model: ModelChoice | None = None
         self.traces = TurnTraceSink()
         self.actions = ActionRegistry(self.secrets)
         self.context = AgentContext(self)
@@ -109,6 +116,11 @@ class Agent:
     def store(self) -> Store:
         """The session store (available once started)."""
         return self._started(self._store)
+
+    @property
+    def model(self) -> ModelChoice:
+        """The model answering this agent's turns, as checked at start (see :mod:`turnkit.models`)."""
+        return self._started(self._model)
 
     @property
     def orchestrator(self) -> SessionOrchestrator:
@@ -147,28 +159,32 @@ class Agent:
             manager = PluginManager.load(self.config, self.env, strict=True)
         install_defaults(manager, self.config.model)
         self._check_names(manager)
+        instructions = agent_instructions(self.config)  # read at start: a missing file stops it here
         self._manager = manager
         self._dispatcher = Dispatcher(manager, self.traces)
         try:
             self._store = await open_store(self.config.store, self.config.base_dir, secrets=self.secrets)
         except StoreError as exc:
             raise StoreError(f"{self.config.source}: {exc} @ $.store.url") from exc
-        # Made before the services start so that they can open sessions from start();
-        # it starts running turns (recovery, queued turns, the inbox) once they all have.
-        self._orchestrator = SessionOrchestrator(
-            self.id,
-            self._store,
-            Points(self._dispatcher),
-            self.config,
-            self.actions,
-            self.traces,
-            self.logger,
-            self.secrets,
-        )
         self._watchdog = Watchdog(manager.config.watchdog, self._dispatcher.owners)
         self._watchdog.start()
         try:
             await self._configure_plugins(manager)
+            await self._choose_model(manager)
+            # Made once the model is settled (its name is in the config it reads), before the
+            # services start so that they can open sessions from start(); it starts running
+            # turns (recovery, queued turns, the inbox) once they all have.
+            self._orchestrator = SessionOrchestrator(
+                self.id,
+                self._store,
+                Points(self._dispatcher),
+                self.config,
+                self.actions,
+                self.traces,
+                self.logger,
+                self.secrets,
+                instructions=instructions,
+            )
             await self._start_services(manager)
             await self._orchestrator.start(resume=self._resume)
         except BaseException:
@@ -176,13 +192,14 @@ class Agent:
             if self._orchestrator is not None:
                 await self._orchestrator.stop()
             await self._stop_services()
+            await self._close_plugins()
             await self._store.close()
             self._stop_watching()
             self._store = self._orchestrator = None
             raise
 
     async def stop(self) -> None:
-        """Stop in reverse: turns, effects, services, store. Safe to call twice."""
+        """Stop in reverse: turns, effects, services, plugins (``close()``), store. Safe to call twice."""
         if self._store is None:
             return
         try:
@@ -192,6 +209,7 @@ class Agent:
             if self._orchestrator is not None:
                 await self._orchestrator.flush_traces()
             await self._stop_services()
+            await self._close_plugins()
         finally:
             await self._store.close()
             self._stop_watching()
@@ -212,33 +230,81 @@ class Agent:
     async def _configure_plugins(self, manager: PluginManager) -> None:
         """Give each plugin its ``[plugin.NAME]`` settings, then call its ``configure(context)``.
 
-        A table for a plugin that declares no ``settings_class`` is an error,
-        as is one that fails to configure: the agent refuses to start rather
-        than run a guard that could not read its rules.
+        A plugin that needs a table the file lacks is set aside as not
+        configured, with a warning naming the table, so that a plugin
+        installed for another agent does not stop this one. Unless it is
+        required: then the missing table is an error, as is a table for a
+        plugin that declares no ``settings_class``, or a plugin that fails
+        to configure: the agent refuses to start rather than run a guard
+        that could not read its rules. The plugins configured are kept in
+        order, to be closed in reverse.
         """
+        source = self.config.source
+        manager.set_aside_unconfigured(self.config)
+        for record in manager.records.values():
+            if record.status == "not configured":
+                where = f" ({record.distribution} {record.version})" if record.distribution else ""
+                self.logger.warning(
+                    "%s: plugin %r%s is installed but not configured, so it stays inactive: %s",
+                    source,
+                    record.name,
+                    where,
+                    record.error,
+                )
         plugins = manager.plugins()
         for name in sorted(set(self.config.plugin) - set(plugins)):
-            self.logger.warning(
-                "%s: [plugin.%s] configures a plugin that is not loaded", self.config.source, name
-            )
+            self.logger.warning("%s: [plugin.%s] configures a plugin that is not loaded", source, name)
         for name, plugin in plugins.items():
             settings_class = getattr(plugin, "settings_class", None)
+            keys = required_keys(settings_class)
+            if keys and name not in self.config.plugin:  # a required one: the others were set aside
+                raise ConfigError(
+                    f"{source}: the required plugin {name!r} is not configured:"
+                    f" add {table_hint(name, keys)} @ $.plugin.{name}"
+                )
             if settings_class is not None:
                 plugin.settings = settings_for(self.config, "plugin", name, settings_class)
                 self.secrets.add_settings(plugin.settings, self.env)
             elif name in self.config.plugin:
-                raise ConfigError(
-                    f"{self.config.source}: [plugin.{name}]: the plugin {name!r} takes no settings"
-                )
+                raise ConfigError(f"{source}: [plugin.{name}]: the plugin {name!r} takes no settings")
             configure = getattr(plugin, "configure", None)
-            if not callable(configure):
+            if callable(configure):
+                try:
+                    outcome = configure(self.context)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                except Exception as exc:
+                    raise PluginConfigureError(name, manager.records[name].distribution, exc) from exc
+            self._configured.append((name, plugin))
+
+    async def _choose_model(self, manager: PluginManager) -> None:
+        """Check ``[model] name`` against what the model plugin serves, and settle it when unset."""
+        self._model = await choose_model(self.config, Points(self.dispatcher), echo=not other_models(manager))
+        if self.config.model.name != self._model.name:
+            model = attrs.evolve(self.config.model, name=self._model.name)
+            self.config = attrs.evolve(self.config, model=model)
+
+    async def _close_plugins(self) -> None:
+        """Call each configured plugin's ``close()``, last configured first; never raises.
+
+        Each has ``[plugins] close_timeout`` seconds: a plugin that fails or
+        runs out is logged, and the others are closed all the same.
+        """
+        limit = self.manager.config.close_timeout
+        while self._configured:
+            name, plugin = self._configured.pop()
+            close = getattr(plugin, "close", None)
+            if not callable(close):
                 continue
             try:
-                outcome = configure(self.context)
-                if inspect.isawaitable(outcome):
-                    await outcome
+                async with asyncio.timeout(limit):
+                    outcome = close()
+                    if inspect.isawaitable(outcome):
+                        await outcome
+            except TimeoutError:
+                self.logger.error("plugin %s did not close within %g s; stopping without it", name, limit)
             except Exception as exc:
-                raise PluginConfigureError(name, manager.records[name].distribution, exc) from exc
+                self.logger.error("plugin %s failed to close: %s: %s", name, type(exc).__name__, exc)
 
     def _check_names(self, manager: PluginManager) -> None:
         """Refuse ``[plugins] timeouts`` and ``[services] required`` entries naming nothing here."""
@@ -270,7 +336,9 @@ class Agent:
                 await service.start(self.context)
             except Exception as exc:
                 if name in self.config.services.required:
-                    raise TurnkitError(f"required service {name!r} failed to start: {exc!r}") from exc
+                    raise TurnkitError(
+                        f"required service {name!r} failed to start: {str(exc) or type(exc).__name__}"
+                    ) from exc
                 self.service_errors[name] = f"{type(exc).__name__}: {exc}"
                 self.logger.error("service %s failed to start and is left out: %r", name, exc)
                 continue
@@ -317,7 +385,8 @@ class Agent:
         for task in done:
             if task in serving and not task.cancelled() and task.exception() is not None:
                 error = task.exception()
-                raise TurnkitError(f"service {serving[task]!r} stopped serving: {error!r}") from error
+                why = str(error) or type(error).__name__
+                raise TurnkitError(f"service {serving[task]!r} stopped serving: {why}") from error
 
     def request_stop(self) -> None:
         """Make :meth:`serve` return (safe to call from a signal handler on the loop)."""
@@ -383,15 +452,18 @@ class SessionsView:
         initiator_id: str | None = None,
         stream: ChunkListener | None = None,
         idempotency_key: str | None = None,
+        origin: Origin | None = None,
     ) -> TurnResult:
         """Run one turn with ``message`` (queued behind earlier ones) and return how it ended.
 
         ``stream`` is awaited with each chunk of the reply's text as it is
         produced (when this process runs the turn). A second call with the
-        same ``idempotency_key`` stores nothing and returns the first one's turn.
+        same ``idempotency_key`` stores nothing and returns the first one's
+        turn. ``origin`` (where a channel received the message) is stored
+        with the turn and handed on as ``TurnInfo.origin``.
         """
         return await self._agent.orchestrator.submit(
-            session_id, message, initiator, initiator_id, stream, idempotency_key
+            session_id, message, initiator, initiator_id, stream, idempotency_key, origin
         )
 
     async def queued(self, session_id: str) -> Sequence[tuple[TurnInfo, Message]]:
@@ -399,8 +471,16 @@ class SessionsView:
         return [(turn.info, message) for turn, message in await self._agent.orchestrator.queued(session_id)]
 
     async def history(self, session_id: str) -> Sequence[Message]:
-        """Every message of the session in order, compressed ones included."""
-        return [m.message for m in await self._agent.store.messages(session_id)]
+        """Every message of the session in order, compressed ones included (flagged in metadata)."""
+        return [m.with_flags() for m in await self._agent.store.messages(session_id)]
+
+    async def set_instructions(self, session_id: str, instructions: str | None) -> None:
+        """Give the session its own instructions (``""``: none; ``None``: the agent's again)."""
+        await self._agent.orchestrator.sessions.set_instructions(session_id, instructions)
+
+    async def instructions(self, session_id: str) -> str | None:
+        """The session's own instructions, or ``None`` when it uses the agent's."""
+        return await self._agent.orchestrator.sessions.instructions(session_id)
 
     async def extension(self, session_id: str, extension_id: str) -> ExtensionContext:
         """Act on a session as ``extension_id`` (fork, merge …), audited under that id."""

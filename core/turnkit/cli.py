@@ -14,21 +14,27 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from .cli_commands import AddedCommand
     from .manager import PluginManager
 
 
 class TurnkitGroup(click.Group):
-    """The root command: the runtime's commands, plus one group per installed service.
+    """The root command: the runtime's commands, one group per installed service, and the
+    commands other distributions add (:mod:`turnkit.cli_commands`).
 
     A service group (``turnkit task …``) is built only when asked for; a
     service named like a runtime command (``chat``) keeps its actions under
-    ``turnkit invoke``.
+    ``turnkit invoke``. An added command whose name is taken is left out;
+    the listing (``turnkit --help``) says so.
     """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         from .cli_actions import service_names
 
-        return sorted({*super().list_commands(ctx), *service_names()})
+        added, refused = self._added(ctx)
+        for problem in refused.values():
+            click.echo(f"warning: {problem}", err=True)
+        return sorted({*super().list_commands(ctx), *service_names(), *added})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
@@ -36,7 +42,34 @@ class TurnkitGroup(click.Group):
             return command
         from .cli_actions import service_group
 
-        return service_group(cmd_name)
+        group = service_group(cmd_name)
+        if group is not None:
+            return group
+        added, refused = self._added(ctx)
+        if cmd_name in refused:
+            raise click.ClickException(refused[cmd_name])
+        return added.get(cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """The command to run; an added one is imported now, when it is run or asked for its help."""
+        from .cli_commands import AddedCommand
+
+        name, command, rest = super().resolve_command(ctx, args)
+        if isinstance(command, AddedCommand):
+            command = command.load()
+        return name, command, rest
+
+    def _added(self, ctx: click.Context) -> tuple[dict[str, AddedCommand], dict[str, str]]:
+        """Other distributions' commands, with the names already taken and who took them."""
+        from .cli_commands import added_commands
+        from .discovery import SERVICES_GROUP, find
+
+        taken = {name: "turnkit's own command" for name in super().list_commands(ctx)}
+        for service in find(SERVICES_GROUP):
+            taken.setdefault(service.name, f"the {service.name} service ({service.distribution})")
+        return added_commands(taken)
 
 
 @click.group(cls=TurnkitGroup)
@@ -77,7 +110,10 @@ def _manager(ctx: click.Context) -> PluginManager:
 def plugins(ctx: click.Context, as_json: bool) -> None:
     """List installed services and plugins: distribution, version, hooks, load errors.
 
-    Exits with status 1 when a plugin listed in plugins.required is not loaded.
+    A plugin whose settings need a [plugin.NAME] table the configuration
+    lacks is listed as "not configured", with the table to add: it stays
+    inactive. Exits with status 1 when a plugin listed in plugins.required
+    is not loaded.
     """
     from .errors import RequiredPluginError
 
@@ -171,12 +207,14 @@ def _describe_point(manager: PluginManager, name: str) -> dict[str, Any]:
 
 def _add_commands() -> None:
     from .cli_actions import invoke
+    from .cli_config import config
+    from .cli_init import init
     from .cli_plugin import plugin
     from .cli_serve import chat, serve
     from .cli_sessions import send, sessions
     from .cli_store import store
 
-    for command in (send, sessions, store, serve, chat, invoke, plugin):
+    for command in (init, send, sessions, store, serve, chat, invoke, config, plugin):
         main.add_command(command)
 
 

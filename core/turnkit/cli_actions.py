@@ -9,15 +9,23 @@ required array (``shell exec``'s ``argv``) takes it as trailing arguments:
 ``turnkit shell exec -- ls -la``. ``--payload JSON`` gives the whole payload
 at once. The agent is started for the call, like ``turnkit send``.
 
+Each option's help is what the action's docstring says of the parameter
+in its ``Args:`` section (:func:`turnkit.actions.parameter_docs`), with the
+default from the signature; a ``Literal`` parameter's values are the
+option's choices. A value that is an object with an integer ``exit_code``
+(``shell exec``'s) is the command's exit status too, so ``turnkit shell
+exec -- false`` fails like ``false`` does.
+
 The groups are built only when used: listing them reads entry-point
 metadata, nothing is imported, so ``turnkit --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import asyncio
+import inspect
 import json
 import sys
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -75,10 +83,11 @@ class ServiceGroup(click.Group):
             service_class: type = candidate.load()  # type: ignore[assignment]
         except Exception as exc:
             raise click.ClickException(
-                f"service {self.name!r} ({candidate.distribution}) failed to import: {exc!r}"
+                f"service {self.name!r} ({candidate.distribution}) failed to import:"
+                f" {type(exc).__name__}: {exc}"
             ) from exc
-        for _, (_, spec) in sorted(action_specs(service_class).items()):
-            self.add_command(_action_command(candidate.name, spec))
+        for _, (attribute, spec) in sorted(action_specs(service_class).items()):
+            self.add_command(_action_command(candidate.name, spec, getattr(service_class, attribute)))
         self._loaded = True
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -102,10 +111,14 @@ def invoke(ctx: click.Context, action: str, payload: str | None) -> None:
     _call(ctx, action, _json_object(payload, "PAYLOAD") if payload else {})
 
 
-def _action_command(service: str, spec: ActionSpec) -> click.Command:
+def _action_command(service: str, spec: ActionSpec, method: Callable[..., Any]) -> click.Command:
+    from .actions import parameter_docs
+
     schema = spec.parameters or {}
     properties: dict[str, Any] = schema.get("properties", {})
     required = set(schema.get("required", []))
+    docs = parameter_docs(method)
+    defaults = _defaults(method)
     arrays = [name for name, prop in properties.items() if prop.get("type") == "array"]
     trailing = arrays[0] if len(arrays) == 1 and arrays[0] in required else None
     params: list[click.Parameter] = []
@@ -113,7 +126,9 @@ def _action_command(service: str, spec: ActionSpec) -> click.Command:
         if name == trailing:
             params.append(click.Argument([name], nargs=-1, required=True))
         else:
-            params.append(_option(name, prop, name in required))
+            text = prop.get("description") or docs.get(name)
+            help_text = text[:1].upper() + text[1:] if text else None
+            params.append(_option(name, prop, name in required, help_text, defaults.get(name)))
     params.append(click.Option(["--payload"], help="The whole payload as a JSON object (overrides options)."))
 
     def callback(**values: Any) -> None:
@@ -129,29 +144,53 @@ def _action_command(service: str, spec: ActionSpec) -> click.Command:
         _call(click.get_current_context(), f"{service}.{spec.name}", payload)
 
     tool = " (also a tool for the model)" if spec.tool else ""
+    trailing_help = f" {trailing.upper()}: {docs[trailing]}" if trailing in docs else ""
     return click.Command(
         spec.name,
         params=params,
         callback=callback,
-        help=(spec.description or f"{service}.{spec.name}") + tool,
+        help=(spec.description or f"{service}.{spec.name}") + tool + trailing_help,
         context_settings={"ignore_unknown_options": trailing is not None},
     )
 
 
-def _option(name: str, prop: dict[str, Any], required: bool) -> click.Option:
+def _defaults(method: Callable[..., Any]) -> dict[str, str | int | float | bool]:
+    """The plain defaults of ``method``'s parameters (not ``None``), for the options to show."""
+    return {
+        parameter.name: parameter.default
+        for parameter in inspect.signature(method).parameters.values()
+        if isinstance(parameter.default, str | int | float | bool)
+    }
+
+
+def _option(
+    name: str,
+    prop: dict[str, Any],
+    required: bool,
+    help_text: str | None,
+    default: str | int | float | bool | None,
+) -> click.Option:
     flag = "--" + name.replace("_", "-")
     kind = prop.get("type")
+    common: dict[str, Any] = {
+        "required": required,
+        "help": help_text,
+        "default": default,
+        "show_default": default is not None,
+    }
     if kind == "boolean":
-        return click.Option([f"{flag}/--no-{name.replace('_', '-')}", name], default=None, required=required)
+        return click.Option([f"{flag}/--no-{name.replace('_', '-')}", name], **common)
     if kind == "array":
         item = _CLICK_TYPES.get(prop.get("items", {}).get("type", "string"), click.STRING)
-        return click.Option([flag, name], type=item, multiple=True, required=required, help="Repeatable.")
+        common["help"] = f"{help_text} (repeatable)" if help_text else "Repeatable."
+        return click.Option([flag, name], type=item, multiple=True, **common)
     if kind == "object":
-        return click.Option([flag, name], required=required, metavar="JSON", help="A JSON object.")
+        common["help"] = help_text or "A JSON object."
+        return click.Option([flag, name], metavar="JSON", **common)
     if "enum" in prop and all(isinstance(value, str) for value in prop["enum"]):
-        choices = click.Choice([str(value) for value in prop["enum"]])
-        return click.Option([flag, name], type=choices, required=required)
-    return click.Option([flag, name], type=_CLICK_TYPES.get(kind or "", click.STRING), required=required)
+        choices = click.Choice(prop["enum"])
+        return click.Option([flag, name], type=choices, **common)
+    return click.Option([flag, name], type=_CLICK_TYPES.get(kind or "", click.STRING), **common)
 
 
 def _value(name: str, prop: dict[str, Any], value: Any) -> Any:
@@ -175,18 +214,29 @@ def _json_object(text: str, where: str) -> dict[str, Any]:
 def _call(ctx: click.Context, action: str, payload: dict[str, Any]) -> None:
     from turnkit_hookspecs import unstructure
 
-    from .errors import TurnkitError
+    from .cli_run import one_line, run
 
-    config_path = ctx.find_root().obj
-    try:
-        result = asyncio.run(_invoke(config_path, action, payload))
-    except TurnkitError as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = run(_invoke, ctx.find_root().obj, action, payload)
     if not result.ok:
-        click.echo(f"error: {result.error}", err=True)
+        click.echo(f"Error: {one_line(result.error or 'failed')}", err=True)
         sys.exit(1)
     value = result.value
     click.echo(value if isinstance(value, str) else json.dumps(unstructure(value), indent=2, default=str))
+    status = _exit_status(value)
+    if status:
+        sys.exit(status)
+
+
+def _exit_status(value: Any) -> int:
+    """The exit status an action's value asks for: the ``exit_code`` of a command it ran, else 0.
+
+    A command ended by signal N reports ``-N``; it exits ``128 + N``, as a shell reports it.
+    A command still running (``exit_code`` null) is no failure.
+    """
+    code = value.get("exit_code") if isinstance(value, Mapping) else None
+    if not isinstance(code, int) or isinstance(code, bool):
+        return 0
+    return code if code >= 0 else 128 - code
 
 
 async def _invoke(config_path: str | None, action: str, payload: dict[str, Any]) -> ActionResult:

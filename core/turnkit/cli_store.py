@@ -14,7 +14,6 @@ configuration file, as everywhere else.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -27,6 +26,7 @@ import click
 
 if TYPE_CHECKING:
     from .config import Config
+    from .store import Store
     from .store.copy import Tally
     from .store.postgres import PostgresStore
     from .store.records import OwnerRecord
@@ -41,13 +41,10 @@ _URL_HELP = "The store's URL or file path (default: the configuration's [store] 
 
 
 def _run(ctx: click.Context, work: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
-    """Run ``work``; the runtime's errors become one-line CLI errors (drivers' messages span lines)."""
-    from .errors import TurnkitError
+    """Run ``work`` with the configuration path first; the runtime's errors become one-line CLI errors."""
+    from .cli_run import run
 
-    try:
-        return asyncio.run(work(ctx.obj, *args))
-    except TurnkitError as exc:
-        raise click.ClickException(" ".join(str(exc).split())) from exc
+    return run(work, ctx.find_root().obj, *args)
 
 
 @click.group()
@@ -100,7 +97,7 @@ async def _info(config_path: str | None, url: str | None) -> dict[str, Any]:
 
     config = _config(config_path)
     store = _make(config, url)
-    _must_exist(store)
+    must_exist(store)
     await store.open(upto=0)  # no migration: info changes nothing
     try:
         version = await store.schema_version()
@@ -252,7 +249,7 @@ async def _copy(
     source, target = _make(config, from_url), _make(config, to_url)
     if _same(source, target):
         raise StoreError(f"the source and the target are the same database ({source.url})")
-    _must_exist(source)
+    must_exist(source)
     await source.open(upto=0)  # read only: the source is not migrated behind the user's back
     try:
         version = await source.schema_version()
@@ -343,13 +340,19 @@ def _make(config: Config, url: str | None) -> SQLiteStore | PostgresStore:
     return made
 
 
-def _must_exist(store: SQLiteStore | PostgresStore) -> None:
-    """Refuse a SQLite file that is not there: opening it would create an empty one."""
+def must_exist(store: Store) -> None:
+    """Refuse a SQLite file that is not there: opening it would create an empty one.
+
+    For the commands that only read a store (``store info``, ``sessions …``).
+    """
     from .errors import StoreError
     from .store.sqlite import MEMORY, SQLiteStore
 
     if isinstance(store, SQLiteStore) and store.path != MEMORY and not Path(store.path).is_file():
-        raise StoreError(f"no database at {store.path}")
+        raise StoreError(
+            f"no database at {store.path} (nothing has run on this store yet: `turnkit send` or"
+            " `turnkit serve` creates it)"
+        )
 
 
 def _same(one: SQLiteStore | PostgresStore, other: SQLiteStore | PostgresStore) -> bool:

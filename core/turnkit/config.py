@@ -18,6 +18,7 @@ import attrs
 from turnkit_hookspecs import PayloadError, structure
 
 from .errors import ConfigError
+from .instructions import usable_instructions
 from .ranges import DAY, THREADS, YEAR, EachValue, between, each_nonblank, nonblank, positive, setting_error
 
 T = TypeVar("T")
@@ -39,6 +40,11 @@ _RENAMED = {("plugins", "effect_timeouts"): "[plugins] timeouts (it applies to e
 @attrs.frozen
 class PluginsConfig:
     """``[plugins]``: which plugins must load, how points are ordered, timed and run.
+
+    A plugin whose settings need keys (``[plugin.openai] model``) and that
+    has no table is installed but not configured: it stays inactive, and
+    the agent says so at start, unless it is ``required`` (by name or
+    distribution), which makes the missing table a start error.
 
     ``order`` maps a point to plugin names called first, in that order.
 
@@ -62,6 +68,9 @@ class PluginsConfig:
     sync effect implementations); at most ``effect_queue`` wait, further
     ones are dropped and traced.
 
+    When the agent stops, each plugin's ``close()`` has ``close_timeout``
+    seconds; one that runs out is logged and left behind.
+
     Time limits are more than 0 and at most a day; thread counts and
     ``hung_limit`` from 1 to 1024; ``watchdog`` from 0.01 to 3600 seconds.
     A ``timeouts`` key that is not a point is refused when the agent starts.
@@ -80,18 +89,34 @@ class PluginsConfig:
     hung_limit: int = attrs.field(default=2, validator=between(1, THREADS))
     effect_workers: int = attrs.field(default=4, validator=between(1, THREADS))
     effect_queue: int = attrs.field(default=10_000, validator=between(1, 10_000_000))
+    close_timeout: float = attrs.field(default=10.0, validator=positive(DAY))
 
 
 @attrs.frozen
 class AgentConfig:
-    """``[agent]``: who this agent is.
+    """``[agent]``: who this agent is, and what it is told.
 
     ``id`` is the address other agents send to (``send_to_agent``) and the
     owner of the sessions it creates; two agents may share one store.
+
+    ``instructions`` is the system prompt every turn's model gets first,
+    unless the session has its own (``SessionAccess.set_instructions``);
+    the ``turn_instructions`` pipeline has the last word. Or
+    ``instructions_file`` names a UTF-8 file holding them (relative to the
+    configuration file's folder, read when the agent starts); giving both
+    is an error. At most a million characters, no NUL.
     """
 
     id: str = attrs.field(default="default", validator=nonblank)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    instructions: str = attrs.field(default="", validator=usable_instructions)
+    instructions_file: str | None = attrs.field(default=None, validator=attrs.validators.optional(nonblank))
+
+    @instructions_file.validator
+    def _one_source(self, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+        """Two sources would leave one silently ignored."""
+        if value is not None and self.instructions:
+            raise setting_error(attribute.name, "give instructions or instructions_file, not both")
 
 
 @attrs.frozen
@@ -162,13 +187,17 @@ class ScriptStep:
 class ModelConfig:
     """``[model]``: the model's name and context window, and the built-in model's script.
 
-    ``context_windows`` maps model names to their window in tokens;
-    ``context_window`` applies to names not listed. ``script`` makes the
-    built-in model answer with these steps in order (then echo). Windows
-    are from 1 to 10⁹ tokens.
+    ``name`` is the model that answers, as the model plugin names it (the
+    ``model_names`` point): left unset, it is the first name that plugin
+    serves (``echo`` for the built-in model); set, the agent refuses to
+    start unless the model plugin serves it. Once the agent has started,
+    its ``config.model.name`` is always set. ``context_windows`` maps model
+    names to their window in tokens; ``context_window`` applies to names
+    not listed. ``script`` makes the built-in model answer with these steps
+    in order (then echo). Windows are from 1 to 10⁹ tokens.
     """
 
-    name: str = attrs.field(default="echo", validator=nonblank)
+    name: str | None = attrs.field(default=None, validator=attrs.validators.optional(nonblank))
     context_window: int = attrs.field(default=8192, validator=between(1, 10**9))
     context_windows: dict[str, int] = attrs.field(factory=dict, validator=EachValue(between(1, 10**9)))
     script: list[ScriptStep] = attrs.field(factory=list)
@@ -176,6 +205,8 @@ class ModelConfig:
     @property
     def max_tokens(self) -> int:
         """The context window of the configured model."""
+        if self.name is None:
+            return self.context_window
         return self.context_windows.get(self.name, self.context_window)
 
 

@@ -6,6 +6,11 @@ They make an agent run with no plugin at all, offline:
   ``[model] script`` steps in order (a text or a tool call each), then
   echoes the last message it was asked about, streaming its text word by
   word when someone listens;
+* ``model_names`` — ``["echo"]`` while the echo model is the only answer to
+  ``turn_reply``; beside a model plugin that does not name its models
+  itself, ``[model] name`` if set (nothing can check it), else that
+  plugin's name, so that an agent never claims to be the echo model while
+  something else answers;
 * ``session_compress`` — an extractive summary: the first sentence of each
   message, role-labelled, up to a length budget;
 * ``session_token_count`` — about four characters per token, plus a small
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from turnkit_hookspecs import (
@@ -40,6 +45,8 @@ if TYPE_CHECKING:
 
 #: Registered under this name; ``turnkit hooks`` shows it.
 DEFAULTS_NAME = "turnkit-defaults"
+#: The name the built-in echo model serves (``model_names``), and its replies' author.
+ECHO_MODEL = "echo"
 
 _SENTENCE = re.compile(r"(.+?[.!?])(\s|$)", re.S)
 #: The echo model's stream chunks: each word with the whitespace after it.
@@ -53,14 +60,35 @@ BLOCK_COST = 64
 def install_defaults(manager: PluginManager, model: ModelConfig) -> None:
     """Register the built-in answers with ``manager`` unless they already are."""
     if DEFAULTS_NAME not in manager.records:
-        manager.register(Defaults(model), DEFAULTS_NAME, group=BUILTIN_GROUP)
+        manager.register(Defaults(model, lambda: other_models(manager)), DEFAULTS_NAME, group=BUILTIN_GROUP)
+
+
+def other_models(manager: PluginManager) -> list[str]:
+    """The plugins answering ``turn_reply`` before the echo model, in call order.
+
+    Asked when it matters (at start, for ``/v1/models``), since plugins that
+    are not configured leave the manager after the defaults are installed.
+    """
+    return [
+        impl.plugin
+        for impl in manager.implementations("turn_reply")
+        if not impl.wrapper and impl.plugin != DEFAULTS_NAME
+    ]
 
 
 class Defaults:
-    """The built-in model, summarizer and token counter of one agent."""
+    """The built-in model, summarizer and token counter of one agent.
 
-    def __init__(self, model: ModelConfig | None = None, summary_chars: int = 2000) -> None:
-        self._script: Iterator[ScriptStep] = iter((model or ModelConfig()).script)
+    ``other_models`` names the plugins answering ``turn_reply`` besides this
+    one (none: the echo model is the agent's model).
+    """
+
+    def __init__(
+        self, model: ModelConfig, other_models: Callable[[], list[str]], summary_chars: int = 2000
+    ) -> None:
+        self._model = model
+        self._script: Iterator[ScriptStep] = iter(model.script)
+        self._other_models = other_models
         self._summary_chars = summary_chars
 
     @hookimpl(trylast=True)
@@ -69,12 +97,20 @@ class Defaults:
         step = next(self._script, None)
         if step is not None and step.tool is not None:
             call = ToolCallBlock(f"call-{uuid.uuid4().hex[:12]}", step.tool, dict(step.args))
-            return Message("assistant", (call,), author="echo")
+            return Message("assistant", (call,), author=ECHO_MODEL)
         text = (step.text or "") if step is not None else echo(prompt.messages)
         if stream.active:
             for word in _WORDS.findall(text):
                 await stream.write(word)
-        return Message.of("assistant", text, author="echo")
+        return Message.of("assistant", text, author=ECHO_MODEL)
+
+    @hookimpl(trylast=True)
+    def model_names(self) -> list[str]:
+        """``["echo"]`` when the echo model answers; else the best the runtime can say (module docstring)."""
+        others = self._other_models()
+        if not others:
+            return [ECHO_MODEL]
+        return [self._model.name] if self._model.name is not None else others[:1]
 
     @hookimpl(trylast=True)
     def session_compress(self, messages: Sequence[Message]) -> str:

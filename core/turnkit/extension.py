@@ -3,8 +3,12 @@
 Every action goes through the orchestrator and its store, fires its points
 (a guard before, an effect after the change is committed, a resolve where a
 value is needed) and is written to the audit trail under the acting
-extension's id. Each plugin gets its own view: the dispatcher hands
-``SessionContexts.for_plugin(name)`` to an implementation taking ``ctx``.
+extension's id. Pure reads (``get_child_sessions``,
+``get_context_window_state``) are not audited: the trail is the record of
+what plugins did to a session, and a summarizer measuring the window after
+every turn would otherwise bury it. Each plugin gets its own view: the
+dispatcher hands ``SessionContexts.for_plugin(name)`` to an implementation
+taking ``ctx``.
 """
 
 from __future__ import annotations
@@ -127,14 +131,20 @@ class ExtensionContext:
     async def merge(self, child_id: str, summary: str | None = None) -> Message:
         """Close a child, appending its summary (given, or resolved) to this history.
 
-        Waits for the child's queued turns first, so that a fork with an
-        initial message followed by a merge brings back the child's answer.
+        The summary is text: the one given, else what ``session_compress``
+        answers for the child's whole history with reason ``"merge"``. It is
+        appended as a ``system`` message ``Result of child session <id>:
+        <summary>`` whose ``metadata["merged_from"]`` is the child's id, so
+        readers can tell it from a compression summary; that message is
+        returned and handed to ``session_merged``. Waits for the child's
+        queued turns first, so that a fork with an initial message followed
+        by a merge brings back the child's answer.
         """
         child = await self._o.sessions.child(self.session_id, _require(child_id, str, "child_id"))
         contexts = self._contexts()
         await self._o.settle(child_id)
         if summary is None:
-            history = [m.message for m in await self._o.store.messages(child_id)]
+            history = [m.with_flags() for m in await self._o.store.messages(child_id)]
             summary = await self._o.points.session_compress(contexts, history, "merge")
         text = _require(summary, str, "summary")
         message = Message.of(
@@ -153,18 +163,14 @@ class ExtensionContext:
         await self._o.points.session_abandoned(self._contexts(), abandoned)
 
     async def get_child_sessions(self) -> Sequence[SessionInfo]:
-        """The sessions forked from this one, oldest first."""
-        children = [record.info for record in await self._o.store.child_sessions(self.session_id)]
-        await self._audit("get_child_sessions", {"count": len(children)})
-        return children
+        """The sessions forked from this one, oldest first (a read: not audited)."""
+        return [record.info for record in await self._o.store.child_sessions(self.session_id)]
 
     async def get_context_window_state(self) -> ContextWindowState:
-        """How full the next prompt's window is, counted by ``session_token_count``."""
+        """How full the next prompt's window is, counted by ``session_token_count`` (a read: not audited)."""
         messages = await self._window_messages()
         tokens = await self._o.points.session_token_count(self._contexts(), messages)
-        state = ContextWindowState.measure(tokens, self._o.config.model.max_tokens)
-        await self._audit("get_context_window_state", {"tokens": tokens, "level": state.level})
-        return state
+        return ContextWindowState.measure(tokens, self._o.config.model.max_tokens)
 
     async def _window_messages(self) -> list[Message]:
         store, history = self._o.store, self._o.config.turns.history
@@ -207,7 +213,8 @@ class ExtensionContext:
         known = await self._o.store.agents()
         if agent_id not in known:
             raise UnknownAgentError(
-                f"no agent {agent_id!r} uses this store (known agents: {', '.join(known)})"
+                f"no agent {agent_id!r} uses this store (known agents: {', '.join(known)});"
+                f" an agent is known once it has started with [agent] id = {agent_id!r} on this [store] url"
             )
         item = await self._o.store.deliver(agent_id, self._o.agent_id, message)
         await self._audit("send_to_agent", {"to": agent_id, "inbox_id": item.id})

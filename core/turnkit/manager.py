@@ -10,6 +10,9 @@ runtime promises on top of it:
   may not be installed);
 * loading is fail-soft: a plugin that raises on import or does not validate
   is recorded with its distribution, version and error, and skipped;
+* a plugin that cannot run without a table the configuration lacks is set
+  aside as ``not configured`` (recorded with the table to add), so that
+  installing it for one agent does not stop the others in its environment;
 * call order is pluggy's priority groups (wrappers, tryfirst, plain,
   trylast), and within each group plugins by name, then services by name,
   then the runtime's built-in defaults — whatever the order of registration
@@ -51,7 +54,7 @@ log = logging.getLogger("turnkit.plugins")
 #: Within a priority group: plugins first, then services, then the runtime's own defaults.
 _ORIGIN_RANK = {PLUGINS_GROUP: 0, SERVICES_GROUP: 1, BUILTIN_GROUP: 2}
 
-Status = Literal["loaded", "failed", "skipped"]
+Status = Literal["loaded", "failed", "skipped", "not configured"]
 
 
 @attrs.define
@@ -64,6 +67,7 @@ class PluginRecord:
     version: str | None = None
     module: str | None = None
     status: Status = "loaded"
+    #: Why it is not loaded: the error, the reason it was skipped, or the table to add.
     error: str | None = None
     hooks: list[str] = attrs.field(factory=list)
 
@@ -110,6 +114,8 @@ class PluginManager:
         manager = cls(plugins_config)
         manager._load_group(find(SERVICES_GROUP), Selection(allow=None, disable=frozenset()))
         manager._load_group(find(PLUGINS_GROUP), Selection.from_env(os.environ if env is None else env))
+        if isinstance(config, Config):
+            manager.set_aside_unconfigured(config)
         if strict:
             manager.check_required(config.source if isinstance(config, Config) else None)
         return manager
@@ -156,7 +162,10 @@ class PluginManager:
         record.status, record.error = "failed", reason
         self.records[record.name] = record
         where = f" ({record.distribution} {record.version})" if record.distribution else ""
-        log.warning("skipping %s%s: %s", record.name, where, reason)
+        # a required one is not logged: check_required's refusal says the same
+        required = {normalize(name) for name in self.config.required}
+        if not required & {normalize(record.name), normalize(record.distribution or "")}:
+            log.warning("skipping %s%s: %s", record.name, where, reason)
 
     def check_required(self, source: str | None = None) -> None:
         """Raise :class:`RequiredPluginError` unless every required plugin is loaded.
@@ -179,6 +188,31 @@ class PluginManager:
             if record.distribution and normalize(record.distribution) == wanted:
                 return record
         return None
+
+    def is_required(self, name: str) -> bool:
+        """Whether ``[plugins] required`` names this plugin, or its distribution."""
+        if name in self.config.required:
+            return True
+        record = self.records.get(name)
+        distribution = record.distribution if record is not None else None
+        return distribution is not None and normalize(distribution) in map(normalize, self.config.required)
+
+    def set_aside_unconfigured(self, config: Config) -> None:
+        """Unregister the plugins whose settings need keys while ``config`` has no table for them.
+
+        Such a plugin is installed but meant for another agent (or not set
+        up yet): it is recorded as ``not configured``, with the table to add
+        as its ``error``, and implements nothing here. A required plugin
+        stays: its missing table is a start error (see the agent).
+        """
+        for name, plugin in self.plugins().items():
+            keys = required_keys(getattr(plugin, "settings_class", None))
+            if not keys or name in config.plugin or self.is_required(name):
+                continue
+            self.pm.unregister(plugin)
+            self.generation += 1
+            record = self.records[name]
+            record.status, record.error = "not configured", f"add {table_hint(name, keys)} to use it"
 
     # ------------------------------------------------------------------ registration
 
@@ -381,3 +415,16 @@ class PluginManager:
             trylast=impl.trylast,
             trusted=record is not None and record.group != PLUGINS_GROUP,
         )
+
+
+def required_keys(settings_class: type | None) -> list[str]:
+    """The keys of a plugin's ``settings_class`` that have no default (its table must give them)."""
+    if settings_class is None or not attrs.has(settings_class):
+        return []
+    fields = attrs.fields(settings_class)
+    return [field.name for field in fields if field.init and field.default is attrs.NOTHING]
+
+
+def table_hint(name: str, keys: Iterable[str]) -> str:
+    """The table a plugin needs, as a user would write it: ``[plugin.openai] model = …``."""
+    return f"[plugin.{name}] " + ", ".join(f"{key} = …" for key in keys)

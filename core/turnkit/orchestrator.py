@@ -36,6 +36,7 @@ from turnkit_hookspecs import (
     Deny,
     Initiator,
     Message,
+    Origin,
     SessionInfo,
     ToolCallBlock,
     ToolOutputBlock,
@@ -46,6 +47,7 @@ from turnkit_hookspecs.context import running_turn
 from .errors import SessionError, TurnkitError
 from .extension import ExtensionContext, SessionContexts
 from .ids import new_id
+from .instructions import chosen, used
 from .lease import ProcessIdentity, is_gone, this_process
 from .prompting import assemble
 from .sessions import Sessions
@@ -78,6 +80,7 @@ class SessionOrchestrator:
         traces: TurnTraceSink,
         logger: logging.Logger,
         secrets: Secrets,
+        instructions: str = "",
     ) -> None:
         self.agent_id = agent_id
         self.store = store
@@ -88,6 +91,8 @@ class SessionOrchestrator:
         self.log = logger
         #: A failure's text reaches effects and callers scrubbed (the store scrubs what it keeps).
         self.secrets = secrets
+        #: The agent's instructions (``[agent] instructions`` or its file), for sessions without their own.
+        self.instructions = instructions
         self.sessions = Sessions(store, agent_id)
         self._identity = this_process()
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -287,15 +292,19 @@ class SessionOrchestrator:
         initiator_id: str | None = None,
         stream: ChunkListener | None = None,
         idempotency_key: str | None = None,
+        origin: Origin | None = None,
     ) -> TurnResult:
         """Store ``message`` as a queued turn, wait for it to run (here or in another process)
         and return how it ended.
 
         ``stream`` receives the reply's chunks when this process runs the
         turn. With an ``idempotency_key`` an earlier call already stored,
-        nothing new is stored: the result is that call's turn's.
+        nothing new is stored: the result is that call's turn's. ``origin``
+        is stored with the turn (``TurnInfo.origin``).
         """
-        _, waiter = await self._enqueue(session_id, message, initiator, initiator_id, stream, idempotency_key)
+        _, waiter = await self._enqueue(
+            session_id, message, initiator, initiator_id, stream, idempotency_key, origin
+        )
         return await asyncio.shield(waiter)
 
     async def enqueue(
@@ -307,7 +316,7 @@ class SessionOrchestrator:
         stream: ChunkListener | None = None,
     ) -> TurnRecord:
         """Store ``message`` as a queued turn of an active session and schedule it; don't wait."""
-        turn, _ = await self._enqueue(session_id, message, initiator, initiator_id, stream, None)
+        turn, _ = await self._enqueue(session_id, message, initiator, initiator_id, stream, None, None)
         return turn
 
     async def _enqueue(
@@ -318,6 +327,7 @@ class SessionOrchestrator:
         initiator_id: str | None,
         stream: ChunkListener | None,
         key: str | None,
+        origin: Origin | None,
     ) -> tuple[TurnRecord, asyncio.Future[TurnResult]]:
         if self._closing:
             raise TurnkitError("the agent is stopping; it accepts no more messages")
@@ -333,12 +343,19 @@ class SessionOrchestrator:
         try:
             if session_id in self._workers:
                 turn = await self.store.accept(
-                    session_id, turn_id, message, initiator, initiator_id, idempotency_key=key
+                    session_id, turn_id, message, initiator, initiator_id, idempotency_key=key, origin=origin
                 )
                 claim = None
             else:  # an idle session: accept and start the turn in one commit
                 turn, claim = await self.store.accept_and_claim(
-                    session_id, turn_id, message, initiator, initiator_id, history, idempotency_key=key
+                    session_id,
+                    turn_id,
+                    message,
+                    initiator,
+                    initiator_id,
+                    history,
+                    idempotency_key=key,
+                    origin=origin,
                 )
         except BaseException:
             self._waiters.pop(turn_id, None)
@@ -488,6 +505,7 @@ class SessionOrchestrator:
             session = await self.sessions.get(turn.session_id)
             contexts = SessionContexts(self, session.info, turn.turn_id)
             points = self.points
+            instructions: str | None = None  # what the prompt began with, recorded with the turn
             try:
                 deny = await points.turn_authorize(contexts, info, inbound)
                 if deny is not None:
@@ -496,20 +514,34 @@ class SessionOrchestrator:
                     await points.turn_denied(contexts, done.info, inbound, deny)
                     return TurnResult(done.info, deny=deny)
                 message = await points.turn_inbound(contexts, info, inbound)
-                prompt = assemble(claim.window, turn.message_id, message, claim.context, self.actions.tools)
+                text = chosen(claim.instructions, self.instructions)
+                instructions = used(await points.turn_instructions(contexts, info, text))
+                tools = self.actions.tools
+                prompt = assemble(claim.window, turn.message_id, message, claim.context, tools, instructions)
                 prompt = await points.turn_prompt(contexts, info, prompt)
                 stream = TurnStream(points, contexts, info, self._listeners.get(turn.turn_id))
                 steps, reply = await self._reply(contexts, info, prompt, stream)
                 reply = await points.turn_outbound(contexts, info, reply)
             except Exception as exc:
                 error = self.secrets.scrub(f"{type(exc).__name__}: {exc}")
-                self.log.warning("turn %s of session %s failed: %s", turn.turn_id, turn.session_id, error)
+                # A caller waiting here reports the failure itself (one line, in words); for
+                # anyone else (a queued turn, another process's caller) the log is the report.
+                waited = turn.turn_id in self._waiters
+                self.log.log(
+                    logging.INFO if waited else logging.WARNING,
+                    "turn %s of session %s failed: %s",
+                    turn.turn_id,
+                    turn.session_id,
+                    error,
+                )
                 # contributed context stays pending: no answer was made with it
-                done = await self._finish(turn, "failed", error=error)
+                done = await self._finish(turn, "failed", error=error, instructions=instructions)
                 await points.turn_failed(contexts, done.info, inbound, error)
                 return TurnResult(done.info)
             consumed = [item.id for item in claim.context]
-            done = await self._finish(turn, "completed", messages=[*steps, reply], consumed=consumed)
+            done = await self._finish(
+                turn, "completed", messages=[*steps, reply], consumed=consumed, instructions=instructions
+            )
             await points.turn_completed(contexts, done.info, inbound, reply)
             return TurnResult(done.info, reply=reply)
         finally:
@@ -552,8 +584,9 @@ class SessionOrchestrator:
         deny: Deny | None = None,
         messages: list[Message] | None = None,
         consumed: list[int] | None = None,
+        instructions: str | None = None,
     ) -> TurnRecord:
-        return await self.store.finish_turn(
+        done = await self.store.finish_turn(
             turn.turn_id,
             status,
             error=error,
@@ -561,7 +594,11 @@ class SessionOrchestrator:
             messages=messages or (),
             consumed=consumed or (),
             trace=self.traces.take(),
+            instructions=instructions,
         )
+        took = 1000 * (done.finished_at - done.started_at) if done.finished_at and done.started_at else 0.0
+        self.log.info("session %s turn %d %s in %.0f ms", done.session_id, done.number, done.status, took)
+        return done
 
     async def flush_traces(self) -> None:
         """Store the trace of effects that finished after their turn was committed."""

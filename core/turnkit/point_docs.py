@@ -287,9 +287,13 @@ def _page(group: Group, index: int, names: set[str]) -> str:
     lines += ["", "## When it fires", "", _linked(inspect.getdoc(group.module) or "", names, point.name)]
     items, arguments, returns = _written(point.function)
     lines += ["", "## Signature", "", "```python", _signature(point.name, items, returns), "```", ""]
-    lines += ["Arguments (an implementation takes any subset of them, by name):", ""]
-    lines += [f"- `{name}`" + (f": `{annotation}`" if annotation else "") for name, annotation in arguments]
-    lines += ["", f"Returns `{returns}`."]
+    if arguments:
+        lines += ["Arguments (an implementation takes any subset of them, by name):", ""]
+        lines += [f"- `{name}`" + (f": `{kind}`" if kind else "") for name, kind in arguments]
+        lines += [""]
+    else:
+        lines += ["It takes no arguments.", ""]
+    lines += [f"Returns `{returns}`."]
     if description:
         lines += ["", "## Description", "", _linked(description, names, point.name)]
     lines += ["", "## Example", "", "```python", example.rstrip("\n"), "```"]

@@ -54,6 +54,9 @@ class Points:
     def turn_inbound(self, ctx: object, turn: TurnInfo, message: Message) -> Coroutine[Any, Any, Message]:
         return self.dispatch.pipeline("turn_inbound", ctx=ctx, turn=turn, message=message)
 
+    def turn_instructions(self, ctx: object, turn: TurnInfo, instructions: str) -> Coroutine[Any, Any, str]:
+        return self.dispatch.pipeline("turn_instructions", ctx=ctx, turn=turn, instructions=instructions)
+
     def turn_prompt(self, ctx: object, turn: TurnInfo, prompt: Prompt) -> Coroutine[Any, Any, Prompt]:
         return self.dispatch.pipeline("turn_prompt", ctx=ctx, turn=turn, prompt=prompt)
 
@@ -61,6 +64,9 @@ class Points:
         self, ctx: object, turn: TurnInfo, prompt: Prompt, stream: ReplyStream
     ) -> Coroutine[Any, Any, Message]:
         return self.dispatch.resolve("turn_reply", ctx=ctx, turn=turn, prompt=prompt, stream=stream)
+
+    def model_names(self) -> Coroutine[Any, Any, list[str]]:
+        return self.dispatch.resolve("model_names")
 
     def turn_chunk(self, ctx: object, turn: TurnInfo, text: str) -> Coroutine[Any, Any, str]:
         return self.dispatch.pipeline("turn_chunk", ctx=ctx, turn=turn, text=text)

@@ -1,11 +1,12 @@
 """Prompt assembly: what the model sees at the start of a turn.
 
-A prompt is the newest summary (if the session was compressed), the
-history window (the newest ``[turns] history`` uncompressed messages, with
-the turn's inbound message as rewritten by ``turn_inbound``), the context
-extensions contributed since the last turn, and the tools on offer. Its
-cost follows the window, never the whole history: the store returns only
-the window.
+A prompt is the turn's instructions (if it has any: see
+:mod:`turnkit.instructions`), the newest summary (if the session was
+compressed), the history window (the newest ``[turns] history``
+uncompressed messages, with the turn's inbound message as rewritten by
+``turn_inbound``), the context extensions contributed since the last turn,
+and the tools on offer. Its cost follows the window, never the whole
+history: the store returns only the window.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 from turnkit_hookspecs import Message, Prompt, ToolSpec
 
+from .instructions import prompt_message
 from .store import ContextItem, StoredMessage
 
 #: Metadata key of a summary message: the id of the newest message it covers.
@@ -26,10 +28,15 @@ def assemble(
     inbound: Message,
     contributed: Sequence[ContextItem],
     tools: Sequence[ToolSpec],
+    instructions: str | None = None,
 ) -> Prompt:
-    """Build the prompt of a turn whose stored inbound message has ``inbound_id``."""
+    """Build the prompt of a turn whose stored inbound message has ``inbound_id``.
+
+    ``instructions`` (the text the turn uses, ``None`` for none) come first.
+    """
     messages = visible(window)
-    history = [m.message for m in messages if m.id != inbound_id]
+    history = [prompt_message(instructions)] if instructions is not None else []
+    history += [m.message for m in messages if m.id != inbound_id]
     if contributed:
         history.append(context_message(contributed))
     history.append(inbound)

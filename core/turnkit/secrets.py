@@ -145,7 +145,8 @@ def _scrub_data(data: object, scrub: Callable[[str], str]) -> object:
     return data
 
 
-def _is_credential(name: str) -> bool:
+def is_credential(name: str) -> bool:
+    """Whether a setting called ``name`` holds a credential (see :data:`CREDENTIAL_NAMES`)."""
     lowered = name.lower()
     return any(lowered == word or lowered.endswith("_" + word) for word in CREDENTIAL_NAMES)
 
@@ -169,7 +170,7 @@ def _credential_settings(settings: object) -> Iterator[tuple[str, str]]:
             yield from _credential_settings(value)
         elif isinstance(name, str) and name.lower().endswith("_env"):
             yield "env", value
-        elif isinstance(name, str) and _is_credential(name):
+        elif isinstance(name, str) and is_credential(name):
             yield "value", value
 
 

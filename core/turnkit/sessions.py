@@ -18,6 +18,7 @@ from turnkit_hookspecs import ForkOptions, Message, SessionInfo
 
 from .errors import SessionError
 from .ids import new_id
+from .instructions import problem
 from .prompting import COVERS, visible
 from .store import Acting, SessionRecord, Store, StoredMessage, TurnRecord
 
@@ -73,6 +74,22 @@ class Sessions:
                 self._remember(record)
         return record
 
+    async def instructions(self, session_id: str) -> str | None:
+        """The session's own instructions (read from the store: another process may have set them)."""
+        await self.get(session_id)  # a SessionError naming an unknown id
+        return await self.store.session_instructions(session_id)
+
+    async def set_instructions(self, session_id: str, instructions: str | None) -> None:
+        """Give the session its own instructions (``None``: back to the agent's); the next turn uses them."""
+        if instructions is not None:
+            if not isinstance(instructions, str):
+                raise TypeError(f"instructions must be a str or None, got {type(instructions).__name__}")
+            wrong = problem(instructions)
+            if wrong is not None:
+                raise ValueError(f"instructions for session {session_id!r} refused: the text {wrong}")
+        await self.get(session_id)
+        await self.store.set_session_instructions(session_id, instructions)
+
     async def set_status(self, session_id: str, status: str) -> None:
         """Move a session to ``status`` and forget its cached record."""
         await self.store.set_session_status(session_id, status)
@@ -94,7 +111,8 @@ class Sessions:
     async def fork(
         self, parent_id: str, options: ForkOptions, acting: Acting
     ) -> tuple[SessionInfo, TurnRecord | None]:
-        """Create a child seeing ``parent_id``'s history up to now (one transaction).
+        """Create a child seeing ``parent_id``'s history up to now, or up to the end of
+        ``options.after_turn`` (one transaction).
 
         Returns the child and its first turn (queued, when ``options`` holds
         an initial message): the caller schedules it.
@@ -114,6 +132,7 @@ class Sessions:
             initial_message=options.initial_message,
             acting=acting,
             reason=options.reason,
+            after_turn=options.after_turn,
         )
         return self._remember(record).info, turn
 
@@ -136,7 +155,7 @@ class Sessions:
         if len(ordinary) <= keep:
             return Compression([], None, len(ordinary))
         upto = ordinary[-keep - 1].id
-        earlier = [m.message for m in seen if m.summary][-1:]
+        earlier = [m.with_flags() for m in seen if m.summary][-1:]
         return Compression([*earlier, *(m.message for m in ordinary if m.id <= upto)], upto, len(ordinary))
 
     async def compress(

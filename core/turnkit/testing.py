@@ -30,7 +30,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import importlib_metadata
-import pytest
+
+try:
+    import pytest
+except ImportError:  # the runtime does not depend on pytest: the fixture kit is its test extra
+    raise ImportError("turnkit.testing needs pytest: pip install 'turnkit[test]'") from None
 from turnkit_hookspecs import (
     ActionResult,
     Initiator,

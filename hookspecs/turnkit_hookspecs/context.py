@@ -20,6 +20,7 @@ from .model import (
     ForkOptions,
     Initiator,
     Message,
+    Origin,
     SessionInfo,
     StoredRecord,
     TurnInfo,
@@ -102,8 +103,9 @@ class SessionExtensionContext(Protocol):
     """What a plugin may do to the session a point fires for.
 
     Every action fires its own points (e.g. ``session_fork`` then
-    ``session_forked``) and is written to the audit trail with
-    ``extension_id``.
+    ``session_forked``) and is written to the session's audit trail with
+    ``extension_id``. The two reads, :meth:`get_child_sessions` and
+    :meth:`get_context_window_state`, change nothing and are not audited.
     """
 
     @property
@@ -129,22 +131,39 @@ class SessionExtensionContext(Protocol):
         """Create a child session seeing the history up to now; return its id."""
 
     async def merge(self, child_id: str, summary: str | None = None) -> Message:
-        """Close a child; its summary (given or resolved) enters this history."""
+        """Close a child; its summary enters this history as the returned message.
+
+        ``summary`` is text; without it, ``session_compress`` is asked to
+        summarise the child's messages with reason ``"merge"``. The message
+        appended (and handed to ``session_merged``) is a ``system`` message
+        ``Result of child session <child_id>: <summary>`` with
+        ``metadata["merged_from"]`` set to ``child_id``.
+        """
 
     async def abandon(self, child_id: str) -> None:
         """Close a child without merging anything back."""
 
     async def get_child_sessions(self) -> Sequence[SessionInfo]:
-        """The sessions forked from this one."""
+        """The sessions forked from this one, oldest first (a read: not audited)."""
 
     async def get_context_window_state(self) -> ContextWindowState:
-        """How full the model's context window is for this session."""
+        """How full the model's context window is for this session (a read: not audited)."""
 
     async def request_compression(self, reason: str) -> None:
-        """Summarise older messages now; they are marked compressed, not deleted."""
+        """Summarise older messages now; they are marked compressed, not deleted.
+
+        ``history()`` still returns them, with ``metadata["compressed"]`` set
+        to ``True``; the summary carries ``metadata["summary"]``.
+        """
 
     async def send_to_agent(self, agent_id: str, message: Message) -> None:
-        """Deliver ``message`` durably to another agent's inbox."""
+        """Deliver ``message`` durably to another agent's inbox.
+
+        The target is an agent (``[agent] id``) that has started at least
+        once on this agent's store; any other id raises ``UnknownAgentError``
+        naming the known ones. It runs the message as a turn (initiator
+        ``agent``) of its session with this agent.
+        """
 
 
 @runtime_checkable
@@ -176,6 +195,7 @@ class SessionAccess(Protocol):
         initiator_id: str | None = None,
         stream: ChunkListener | None = None,
         idempotency_key: str | None = None,
+        origin: Origin | None = None,
     ) -> TurnResult:
         """Run one turn with ``message`` (queued behind earlier ones) and return how it ended.
 
@@ -191,6 +211,9 @@ class SessionAccess(Protocol):
         with the message, in one transaction, and kept for ``[store]
         idempotency_keep`` seconds. The same key for another session raises
         :class:`IdempotencyKeyReused`. (Contract 0.1.4.)
+
+        ``origin`` is where a channel received the message; it is stored with
+        the turn and handed on as ``TurnInfo.origin``. (Contract 0.1.5.)
         """
 
     async def queued(self, session_id: str) -> Sequence[tuple[TurnInfo, Message]]:
@@ -201,7 +224,30 @@ class SessionAccess(Protocol):
         """
 
     async def history(self, session_id: str) -> Sequence[Message]:
-        """Every message of the session in order, compressed ones included."""
+        """Every message of the session in order, compressed ones included.
+
+        A message that prompts no longer show carries ``metadata["compressed"]
+        = True``; a summary written by compression ``metadata["summary"] =
+        True`` (a merged child's result has ``merged_from`` instead).
+        """
+
+    async def set_instructions(self, session_id: str, instructions: str | None) -> None:
+        """Give the session instructions of its own, replacing the agent's (``[agent] instructions``).
+
+        They take effect from the session's next turn started, in whichever
+        process runs it; ``""`` means no instructions at all, ``None`` goes
+        back to the agent's. A fork starts with its parent's. The
+        ``turn_instructions`` pipeline still shapes what each turn uses.
+        Text the store cannot keep (a NUL character, over a million
+        characters) raises ``ValueError``, and an unknown session an error
+        naming it. (Contract 0.1.5.)
+        """
+
+    async def instructions(self, session_id: str) -> str | None:
+        """The session's own instructions (:meth:`set_instructions`), or ``None`` if it has none.
+
+        (Contract 0.1.5.)
+        """
 
     async def extension(self, session_id: str, extension_id: str) -> SessionExtensionContext:
         """Act on a session as ``extension_id`` (fork, merge …), audited under that id."""

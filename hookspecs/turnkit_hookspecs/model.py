@@ -205,12 +205,17 @@ class ForkOptions:
 
     ``initial_message`` starts the child's first turn; ``inherit_context``
     copies the parent's pending contributed context into the child.
+    ``after_turn`` forks at an earlier point: the child sees the history as
+    it was when that finished turn of the session ended (its reply, or its
+    message if it has none), instead of as it is now; a conversation edited
+    at an earlier message branches there. (Contract 0.1.5.)
     """
 
     reason: str = ""
     initial_message: Message | None = None
     inherit_context: bool = True
     metadata: FrozenDict[str, Any] = field(default=EMPTY, converter=freeze_mapping, hash=False)
+    after_turn: str | None = None
 
 
 @frozen
@@ -237,7 +242,11 @@ class ContextWindowState:
 
 @frozen
 class TurnInfo:
-    """One turn of a session, as effects and plugins see it."""
+    """One turn of a session, as effects and plugins see it.
+
+    ``origin`` says where the turn's message came from when a channel
+    received it (see :class:`Origin`); ``None`` for any other turn.
+    """
 
     turn_id: str
     session_id: str
@@ -246,6 +255,7 @@ class TurnInfo:
     initiator_id: str | None = None
     status: TurnStatus = "running"
     error: str | None = None
+    origin: Origin | None = None
 
 
 @frozen
@@ -326,6 +336,30 @@ class ChannelMessage:
     message: Message
     thread_id: str | None = None
     metadata: FrozenDict[str, Any] = field(default=EMPTY, converter=freeze_mapping, hash=False)
+
+
+@frozen
+class Origin:
+    """Where a turn's message came from: the channel, the chat (and thread) and who sent it.
+
+    The chat service passes it with ``SessionAccess.turn(..., origin=...)``;
+    the runtime stores it with the turn, so whichever process runs the turn
+    hands it on as ``TurnInfo.origin``. A plugin thus knows a turn came from
+    a channel, and from whom, without reading message metadata (which a
+    forwarded or forked message keeps, and anyone may write). ``metadata``
+    is the channel's own (the ``ChannelMessage``'s). (Contract 0.1.5.)
+    """
+
+    channel: str
+    chat_id: str
+    principal: Principal
+    thread_id: str | None = None
+    metadata: FrozenDict[str, Any] = field(default=EMPTY, converter=freeze_mapping, hash=False)
+
+    @classmethod
+    def of(cls, inbound: ChannelMessage) -> Origin:
+        """The origin of a channel's message."""
+        return cls(inbound.channel, inbound.chat_id, inbound.principal, inbound.thread_id, inbound.metadata)
 
 
 # ---------------------------------------------------------------- service storage

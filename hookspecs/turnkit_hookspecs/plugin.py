@@ -59,16 +59,35 @@ class Configured:
 
 
 class Plugin(Configured):
-    """Optional base class of a plugin with settings or a need for the execution context.
+    """Optional base class of a plugin with settings, resources, or a need for the execution context.
 
     :meth:`configure` is called once when the agent starts: after the store
     is open and the settings are set, before any service starts or any turn
     runs. A plugin that raises there stops the agent from starting, naming
     the plugin — a guard that could not read its allow-list must not let
-    everyone in. Plugins own no lifecycle beyond this: there is no stop.
+    everyone in. :meth:`close` is called once when the agent stops, so that
+    what a plugin keeps across turns (a connection pool, worker processes)
+    lives as long as its agent and no longer. A plugin has no other
+    lifecycle: it runs nothing of its own between the two (that is a
+    service's job).
+
+    A plugin whose ``settings_class`` has keys without a default is not
+    configured while the agent's file has no ``[plugin.NAME]`` table: it
+    stays inactive (``turnkit plugins`` says which table to add), and
+    neither method is called.
     """
 
     def configure(self, context: ExecutionContext) -> Awaitable[None] | None:
         """Keep ``context`` as ``self.context``; override (``def`` or ``async def``) to do more."""
         self.context = context
         return None
+
+    async def close(self) -> None:
+        """Release what :meth:`configure` or the turns acquired; by default, nothing.
+
+        Called when the agent stops, after its last turn and effect, for
+        every plugin whose ``configure`` succeeded, in reverse order; also
+        when a later part of the start failed. It has ``[plugins]
+        close_timeout`` seconds (10 by default); an error or running out is
+        logged and the agent goes on stopping.
+        """

@@ -1,9 +1,10 @@
 """Extension points fired around every session turn.
 
-Order within a turn: ``turn_authorize`` → ``turn_inbound`` → prompt assembly
-→ ``turn_prompt`` → ``turn_reply`` (tool calls pass ``tool_authorize``) →
-``turn_outbound`` → commit → ``turn_completed`` (or ``turn_denied`` /
-``turn_failed``). Implementations may take any subset of the arguments.
+Order within a turn: ``turn_authorize`` → ``turn_inbound`` →
+``turn_instructions`` → prompt assembly → ``turn_prompt`` → ``turn_reply``
+(tool calls pass ``tool_authorize``) → ``turn_outbound`` → commit →
+``turn_completed`` (or ``turn_denied`` / ``turn_failed``). Implementations
+may take any subset of the arguments.
 """
 
 from __future__ import annotations
@@ -48,6 +49,27 @@ def turn_inbound(ctx: SessionExtensionContext, turn: TurnInfo, message: Message)
     """
 
 
+@pipeline("instructions")
+def turn_instructions(ctx: SessionExtensionContext, turn: TurnInfo, instructions: str) -> str | None:
+    """Shape the instructions (the system prompt) the model gets first in this turn's prompt.
+
+    ``instructions`` is the session's own (``SessionAccess.set_instructions``)
+    if it has any, else the agent's (``[agent] instructions`` or
+    ``instructions_file``), else ``""``. Return new text, or ``None`` for
+    unchanged; text left empty (or blank) means the prompt has no
+    instructions. The text the turn used is stored with the turn
+    (``turnkit sessions show`` lists it). Fires for every turn that was
+    allowed, after ``turn_inbound``.
+
+    Example::
+
+        @hookimpl
+        def turn_instructions(turn, instructions):
+            if turn.initiator == "agent":
+                return f"{instructions} You are answering another agent: reply in JSON.".strip()
+    """
+
+
 @pipeline("prompt")
 def turn_prompt(ctx: SessionExtensionContext, turn: TurnInfo, prompt: Prompt) -> Prompt | None:
     """Adjust the assembled prompt (history window, contributed context, tools).
@@ -84,6 +106,26 @@ def turn_reply(
                 parts.append(chunk)
                 await stream.write(chunk)
             return Message.of("assistant", "".join(parts))
+    """
+
+
+@resolve
+def model_names() -> list[str] | None:
+    """Name the models the agent's model serves, its default first.
+
+    The plugin that answers ``turn_reply`` answers this too, so that what
+    the agent says about its model is what really answers: ``[model] name``
+    must be one of these names or the agent refuses to start (unset, it is
+    the first), and the chat service's OpenAI endpoint lists them at
+    ``/v1/models`` and refuses any other. The runtime's echo model answers
+    ``["echo"]`` last (``trylast``). Fired at start and when a client asks
+    which models there are, outside any session, so it takes no arguments.
+
+    Example::
+
+        @hookimpl
+        def model_names():
+            return ["llama3.1"]
     """
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 import pytest
-from turnkit_hookspecs import ChannelMessage, Deny, Message, Principal, TurnInfo, hookimpl
+from turnkit_hookspecs import ChannelMessage, Deny, Message, Origin, Principal, TurnInfo, hookimpl
 from turnkit_services.chat import Channel, ChatService, split_text
 
 from tests.support.agents import running_agent
@@ -158,6 +158,39 @@ async def test_a_refused_sender_gets_the_polite_reply_and_a_denied_turn_is_store
     assert [t.status for t in turns] == ["denied"]
     assert turns[0].error is not None and "gate: admins only" in turns[0].error
     assert allowed.status == "completed" and allowed.reply.text == "hello"
+
+
+async def test_a_chat_turn_is_known_by_its_origin_never_by_message_metadata(tmp_path: Path) -> None:
+    """The origin travels with the turn (stored, typed); copied chat metadata makes no chat turn."""
+
+    class AdminsOnly:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+            self.origins: list[Origin | None] = []
+
+        @hookimpl
+        def turn_authorize(self, turn: TurnInfo) -> None:
+            self.origins.append(turn.origin)
+
+        @hookimpl
+        def chat_authorize(self, inbound: ChannelMessage) -> Deny | None:
+            self.asked.append(inbound.principal.id)
+            return Deny("admins only") if inbound.principal.id != "boss" else None
+
+    gate = AdminsOnly()
+    services = [chat := ChatService()]
+    async with running_agent(tmp_path, services=services, plugins={"gate": gate}) as agent:
+        refused = await chat.handle(said("let me in", chat_id="x", user="guest"), Inbox(chat))
+        [stored] = [m for m in await agent.sessions.history(refused.session_id) if m.role == "user"]
+        # the same message and metadata, passed on outside any channel: not a chat turn
+        session = await agent.sessions.open(None)
+        copied = await agent.sessions.turn(session.session_id, stored, initiator_id="inbox:guest")
+        turns = await agent.store.turns(refused.session_id)
+    assert refused.status == "denied" and gate.asked == ["guest"]
+    assert copied.turn.status == "completed" and copied.turn.origin is None
+    first = gate.origins[0]
+    assert first is not None and (first.channel, first.chat_id, first.principal.id) == ("inbox", "x", "guest")
+    assert turns[0].origin == first  # stored with the turn, for whichever process runs it
 
 
 async def test_a_failed_turn_answers_with_the_failed_reply_and_keeps_the_message(tmp_path: Path) -> None:

@@ -42,6 +42,8 @@ READ_TIMEOUT = 0.2
 #: Chats of the native API; the OpenAI requests' X-Turnkit-Chat values are apart from them.
 API_CHATS = ["a0", "a1", "a2"]
 OPENAI_CHATS = ["o0", "o1"]
+#: What an error body may hold: the type and message, and OpenAI's param and code (an unknown model).
+OPENAI_ERROR_KEYS = ("type", "message", "param", "code")
 ODD_SEGMENTS = [
     "%00",
     "%ED%A0%80",
@@ -178,7 +180,7 @@ class Fuzzer:
             if self.rng.random() < 0.5:
                 last.append({"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}})
         body: dict[str, Any] = {
-            "model": "anything",
+            "model": "echo",
             "messages": [*opening, {"role": "user", "content": last}],
             "temperature": self.rng.choice([0, 0.7, 1]),
         }
@@ -192,7 +194,7 @@ class Fuzzer:
         return Case("POST", "/v1/chat/completions", headers, body)
 
     def models(self) -> Case:
-        path = self.rng.choice(["/v1/models", "/v1/models/default", "/v1/models/other"])
+        path = self.rng.choice(["/v1/models", "/v1/models/echo", "/v1/models/other"])
         return Case("GET", path, self.headers()[:1])
 
     # ---------------------------------------------------------------- mutations
@@ -400,7 +402,8 @@ def check(case: Case, status: int, headers: dict[str, str], body: bytes, ledger:
         pass
     elif status >= 400:
         error = json.loads(body).get("error") if headers.get("content-type") == "application/json" else None
-        if not (isinstance(error, dict) and set(error) == {"type", "message"} and error["message"]):
+        shape = isinstance(error, dict) and {"type", "message"} <= set(error) <= set(OPENAI_ERROR_KEYS)
+        if not (shape and error["message"]):
             ledger.problems.append(f"not a JSON error in the API's shape: {where}")
         elif "Traceback" in error["message"]:
             ledger.problems.append(f"a traceback in an error: {where}")

@@ -34,7 +34,7 @@ COMPLETIONS = "/v1/chat/completions"
 
 
 def completion(content: Any, **fields: Any) -> dict[str, Any]:
-    return {"model": "m", "messages": [{"role": "user", "content": content}], **fields}
+    return {"model": "echo", "messages": [{"role": "user", "content": content}], **fields}
 
 
 async def refused(client: httpx.AsyncClient, path: str, body: bytes, headers: dict[str, str] = JSON) -> str:

@@ -76,7 +76,7 @@ async def streamed(
 
 
 def completion(text: str) -> dict[str, Any]:
-    return {"model": "default", "messages": [{"role": "user", "content": text}]}
+    return {"messages": [{"role": "user", "content": text}]}  # no model: the agent's default
 
 
 async def all_turns(served: Served) -> list[Any]:
@@ -337,7 +337,7 @@ async def test_with_reuse_port_two_workers_listen_on_one_port_and_share_its_conn
         no_reuse = httpx.Limits(max_keepalive_connections=0)  # a new connection per request
         async with one.client(limits=no_reuse) as client:
             for _ in range(100):  # the kernel hashes each connection to one of the listeners
-                seen.add((await client.get("/v1/models")).json()["data"][0]["id"])
+                seen.add((await client.get("/v1/models")).json()["data"][0]["owned_by"])
                 if len(seen) == 2:
                     break
         assert seen == {"one", "two"}

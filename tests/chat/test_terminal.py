@@ -20,7 +20,8 @@ import pytest
 
 from tests.support.dists import run_turnkit, subprocess_env, turnkit_command
 
-CONFIG = '[store]\nurl = "t.db"\n'
+# The echo model named: chosen, it answers without the notice a default echo model gets on stderr.
+CONFIG = '[store]\nurl = "t.db"\n\n[model]\nname = "echo"\n'
 BANNER = re.compile(r"^turnkit chat with agent 'default', session (\S+)$")
 
 

@@ -65,7 +65,7 @@ def test_service_groups_are_listed_without_importing_them(tmp_path: Path) -> Non
 
 
 def test_serve_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
-    write_config(tmp_path, "[service.chat]\nchannels = []\n")
+    write_config(tmp_path, '[service.chat]\nchannels = ["http"]\n[service.chat.http]\nport = 0\n')
     process = subprocess.Popen(
         [*turnkit_command(), "serve"],
         cwd=tmp_path,

@@ -109,6 +109,7 @@ def test_the_store_is_found_beside_the_config_file(tmp_path: Path) -> None:
 
 
 def test_sessions_list(home: Path) -> None:
+    turnkit("store", "migrate", cwd=home)  # an empty store: `sessions list` creates none
     assert turnkit("sessions", "list", cwd=home).stdout == "no sessions\n"
     older = new_session("one", home)
     newer = new_session("two", home)

@@ -41,7 +41,9 @@ async def test_the_example_agent_serves_http_with_redaction_and_audit(
         store=attrs.evolve(config.store, url=str(tmp_path / "example.db")),
         plugin={**config.plugin, "jsonl-audit": {"file": str(audit)}},
     )
-    config = with_service_option(config, "chat", "http", {**config.service["chat"]["http"], "port": 0})
+    # the example leaves the token off; a deployment turns it on (as its README says), and so does this test
+    http = {**config.service["chat"]["http"], "port": 0, "token_env": "TURNKIT_HTTP_TOKEN"}
+    config = with_service_option(config, "chat", "http", http)
 
     chat = ChatService()
     manager = PluginManager(config.plugins)

@@ -125,6 +125,7 @@ async def test_errors_denies_traces_context_inbox_and_logs_hold_no_secret(
             plugins={"leaky": Leaky()},
             service={"chat": {"channels": []}},
             secrets={"env": ["OPENAI_API_KEY"]},
+            agent={"log_level": "INFO"},  # a failed turn its caller waits for is logged at INFO
         ) as agent:
             await agent.store.register_agent("other")  # the inbox's addressee
             denied = await agent.send("deny")
@@ -147,7 +148,7 @@ async def test_errors_denies_traces_context_inbox_and_logs_hold_no_secret(
     assert trace_errors == ["LookupError('no account for [secret]')"]
     assert_no_secret(database_dump(tmp_path / "t.db"), "the store")
     assert_no_secret(caplog.text, "the log")
-    assert "upstream answered 401 for [secret]" in caplog.text  # the orchestrator's warning
+    assert "upstream answered 401 for [secret]" in caplog.text  # the orchestrator's log line
     assert "https://api.telegram.org/bot[secret]/sendMessage" in caplog.text
     assert "ValueError: bad key [secret]" in caplog.text  # the traceback
 

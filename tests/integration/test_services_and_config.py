@@ -83,9 +83,7 @@ async def test_a_required_service_failing_to_start_stops_the_agent(tmp_path: Pat
     log: list[str] = []
     found = services(log, "alpha", "beta", "gamma", failing="beta")
     agent = build_agent(tmp_path, services=found, services_table={"required": ["beta"]})
-    with pytest.raises(
-        TurnkitError, match=r"required service 'beta' failed to start: RuntimeError\('no disk'\)"
-    ):
+    with pytest.raises(TurnkitError, match=r"required service 'beta' failed to start: no disk$"):
         await agent.start()
     assert log == ["start alpha", "failed beta", "stop alpha"], "what started is stopped again"
     with pytest.raises(TurnkitError, match="not started"):

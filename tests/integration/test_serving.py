@@ -138,8 +138,6 @@ async def test_a_service_failing_while_serving_is_reported(tmp_path: Path) -> No
         serving = asyncio.create_task(agent.serve())
         await asyncio.wait_for(failing.serving.wait(), 5)
         failing.finish.set()
-        with pytest.raises(
-            TurnkitError, match=r"service 'failing' stopped serving: RuntimeError\('port in use'\)"
-        ):
+        with pytest.raises(TurnkitError, match=r"service 'failing' stopped serving: port in use$"):
             await asyncio.wait_for(serving, 5)
     assert other.cancelled

@@ -80,8 +80,9 @@ def turnkit_as_itself(cwd: Path, *args: str) -> dict[str, object]:
         text=True,
         timeout=60,
     )
-    assert ran.returncode == 0, f"exit {ran.returncode}\n{ran.stdout}{ran.stderr}"
     result: dict[str, object] = json.loads(ran.stdout)
+    # `turnkit shell exec` exits with the command's own status
+    assert ran.returncode == result["exit_code"], f"exit {ran.returncode}\n{ran.stdout}{ran.stderr}"
     return result
 
 

@@ -13,7 +13,7 @@ import pytest
 from turnkit.errors import IdempotencyKeyReused, StoreError
 from turnkit.store import Store
 from turnkit.store.leases import INTERRUPTED, TAKEN_OVER
-from turnkit_hookspecs import Deny, Message
+from turnkit_hookspecs import Deny, Message, Origin, Principal
 
 from .helpers import Connect, new_session, texts, user
 
@@ -218,3 +218,18 @@ async def test_one_key_racing_into_two_sessions_is_refused_as_reused(connect: Co
     [error] = [f for f in found if isinstance(f, BaseException)]
     assert isinstance(error, IdempotencyKeyReused), error
     assert len(await one.turns("s1")) + len(await one.turns("s2")) == 1
+
+
+async def test_a_turns_origin_is_stored_seen_by_every_process_and_kept_by_its_rerun(connect: Connect) -> None:
+    runner, other = await connect(), await connect()
+    await new_session(runner, agent_id="me")
+    await runner.register_owner("me", "host", 1, 0.0, SHORT)
+    origin = Origin("http", "chat-7", Principal("http", "ann", name="Ann"), metadata={"ip": "10.0.0.1"})
+    turn = await runner.accept("s1", "t1", user("hi"), "user", "http:ann", origin=origin)
+    assert turn.info.origin == origin
+    assert await runner.claim_turn("s1") is not None
+    assert (await other.get_turn("t1")).info.origin == origin  # type: ignore[union-attr]
+    [taken] = await other.take_over("me", "rerun")
+    assert taken.rerun is not None and taken.rerun.info.origin == origin
+    plain = await runner.accept("s1", "t2", user("no channel"), "user")
+    assert plain.info.origin is None and (await other.get_turn("t2")).origin is None  # type: ignore[union-attr]

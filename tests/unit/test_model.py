@@ -27,6 +27,7 @@ from turnkit_hookspecs import (
     ImageBlock,
     Kind,
     Message,
+    Origin,
     PayloadError,
     PointKind,
     Principal,
@@ -404,8 +405,16 @@ def test_turn_info_round_trips() -> None:
         "initiator_id": "reminders",
         "status": "failed",
         "error": "boom",
+        "origin": None,
     }
-    assert_round_trips(TurnInfo("t", "s", 1, "user"))
+    origin = Origin("http", "chat-1", Principal("http", "ann"), metadata={"ip": "127.0.0.1"})
+    assert assert_round_trips(TurnInfo("t", "s", 1, "user", origin=origin))["origin"] == {
+        "channel": "http",
+        "chat_id": "chat-1",
+        "principal": {"channel": "http", "id": "ann", "name": None, "role": None},
+        "thread_id": None,
+        "metadata": {"ip": "127.0.0.1"},
+    }
 
 
 def test_session_info_round_trips() -> None:

@@ -231,7 +231,9 @@ class _QuietServer(uvicorn.Server):
 
 
 def _cannot_listen(host: str, port: int, error: OSError) -> OSError:
-    return OSError(error.errno, f"{TABLE} cannot listen on {host}:{port}: {error.strerror or error}")
+    failure = OSError(f"{TABLE} cannot listen on {host}:{port}: {error.strerror or error}")
+    failure.errno = error.errno  # kept for callers, out of the message (no "[Errno 98]")
+    return failure
 
 
 def _loopback(host: str) -> bool:

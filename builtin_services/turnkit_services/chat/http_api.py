@@ -4,7 +4,9 @@ A *chat* is a conversation key the client chooses (a user id, a ticket
 number …), like a Telegram chat id: the chat service keeps one session per
 chat (the ``chat_session`` point, which a plugin may answer otherwise) and
 ``POST /api/chats/{chat}/sessions`` starts a fresh one. Sessions are read,
-and can be continued directly, by their ids.
+and can be continued directly, by their ids; ``PUT`` and ``DELETE`` on
+``/api/sessions/{id}/instructions`` set and clear a session's own
+instructions.
 
 A request that runs a turn may carry an ``Idempotency-Key`` header: a
 client that resends it (a timeout, a dropped connection, another worker
@@ -37,6 +39,13 @@ ANONYMOUS = "anonymous"
 
 
 @attrs.frozen
+class PutInstructions:
+    """The body of ``PUT /api/sessions/{session_id}/instructions`` (``""``: no instructions at all)."""
+
+    instructions: str
+
+
+@attrs.frozen
 class PostMessage:
     """The body of ``POST /api/chats/{chat}/messages``."""
 
@@ -51,6 +60,8 @@ class ChatApi:
 
     def __init__(self, channel: HttpChannel) -> None:
         self.channel = channel
+        #: The agent's sessions, which the read routes (and the chat binding) use directly.
+        self.sessions = channel.chat.context.session
 
     def routes(self) -> list[Route]:
         """The routes, for the channel's Starlette app."""
@@ -60,6 +71,11 @@ class ChatApi:
             Route("/api/sessions", self.list_sessions, methods=["GET"]),
             Route("/api/sessions/{session_id}", self.read_session, methods=["GET"]),
             Route("/api/sessions/{session_id}/messages", self.post_to_session, methods=["POST"]),
+            Route(
+                "/api/sessions/{session_id}/instructions",
+                self.set_instructions,
+                methods=["PUT", "DELETE"],
+            ),
         ]
 
     async def post_message(self, request: Request) -> Response:
@@ -77,7 +93,7 @@ class ChatApi:
         """
         target = session_id(request)
         key = idempotency_key(request)
-        info = await self.channel.chat.context.session.get(target)
+        info = await self.sessions.get(target)
         if info is None:
             raise ApiError(404, f"no session {target!r}")
         if info.status != "active":
@@ -137,8 +153,27 @@ class ChatApi:
         kind = request.query_params.get("kind")
         if kind is not None:
             plain_text(kind, "kind", MAX_NAME)
-        sessions = await self.channel.chat.context.session.list_sessions(kind)
+        sessions = await self.sessions.list_sessions(kind)
         return JSONResponse({"sessions": [unstructure(s) for s in sessions]})
+
+    async def set_instructions(self, request: Request) -> Response:
+        """Give a session instructions of its own (``PUT``), or send it back to the agent's (``DELETE``).
+
+        Its next turn uses them, whichever worker runs it; a turn already
+        running keeps the ones it started with.
+        """
+        wanted = session_id(request)
+        access = self.sessions
+        if await access.get(wanted) is None:
+            raise ApiError(404, f"no session {wanted!r}")
+        text = None
+        if request.method == "PUT":
+            text = (await read_payload(request, PutInstructions)).instructions
+        try:
+            await access.set_instructions(wanted, text)
+        except ValueError as exc:  # text the store cannot keep (too long)
+            raise ApiError(400, f"{exc} @ $.instructions") from exc
+        return JSONResponse({"session_id": wanted, "instructions": text})
 
     async def read_session(self, request: Request) -> Response:
         """A session, every message of its history, and the messages queued behind its running turn.
@@ -150,7 +185,7 @@ class ChatApi:
         than nowhere.
         """
         wanted = session_id(request)
-        access = self.channel.chat.context.session
+        access = self.sessions
         info = await access.get(wanted)
         if info is None:
             raise ApiError(404, f"no session {wanted!r}")
@@ -159,6 +194,7 @@ class ChatApi:
         return JSONResponse(
             {
                 "session": unstructure(info),
+                "instructions": await access.instructions(wanted),
                 "messages": [unstructure(m) for m in messages],
                 "queued": [
                     {

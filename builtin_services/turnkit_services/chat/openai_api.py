@@ -3,40 +3,35 @@
 ``POST /v1/chat/completions`` runs **one turn** in a turnkit session: an
 OpenAI client resends the whole conversation with every request, but the
 session already holds its history, so only the last message (which must be
-the user's) becomes the turn's inbound message; the earlier ones only serve
-to find the conversation again. The conversation key (the chat, as in
-``/api/chats/{chat}``) is, in this order:
+the user's) becomes the turn's inbound message; the earlier ones find the
+conversation again, and its ``system`` messages are its instructions. The
+conversation (the chat, as in ``/api/chats/{chat}``) is:
 
 1. the ``X-Turnkit-Chat`` request header, when the client sets one;
-2. otherwise ``openai-`` and a digest of the ``user`` field and of the
-   messages up to and including the first user message — which a client
-   resends unchanged on every request of one conversation, so that the
-   conversation lands in the same session each time.
+2. otherwise the session whose transcript is exactly the request's earlier
+   messages, a fork of a session at the point where they leave it, or a
+   new session (:mod:`~turnkit_services.chat.conversations`).
 
-Two conversations opening with the same words (and the same ``user``) share
-a session under rule 2; clients that can set a header should use rule 1.
-The key used is returned in the ``X-Turnkit-Chat`` response header. The
-``model`` asked for is not checked: the agent answers, under its own id,
-which ``GET /v1/models`` lists.
+The chat used is returned in the ``X-Turnkit-Chat`` response header. The
+``model`` asked for must be one the agent's model serves (the
+``model_names`` point), which ``GET /v1/models`` lists; any other is a 404
+in OpenAI's shape.
 
 An ``Idempotency-Key`` request header makes a completion safe to retry: a
 retry that resends the same request (same messages and ``user``, same
-``X-Turnkit-Chat`` if any) finds the same conversation by the rules above,
-hence the same session, and gets the first request's turn instead of a
-second one. A streamed retry whose turn ran elsewhere gets the whole reply
-as one chunk.
+``X-Turnkit-Chat`` if any) reaches the same session, and gets the first
+request's turn instead of a second one. A streamed retry whose turn ran
+elsewhere gets the whole reply as one chunk.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
+from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from turnkit_hookspecs import (
@@ -52,6 +47,7 @@ from turnkit_hookspecs import (
 )
 
 from .channel import ChatOutcome
+from .conversations import Conversation, Conversations, Request
 from .http_api import ANONYMOUS
 from .http_errors import ApiError, chat_failure, error_body, shown
 from .http_requests import MAX_CHAT_KEY, idempotency_key, plain_text, read_json
@@ -74,11 +70,12 @@ class OpenAIApi:
     def __init__(self, channel: HttpChannel) -> None:
         self.channel = channel
         self.created = int(time.time())
+        self.conversations = Conversations(channel.chat, channel.name)
 
-    @property
-    def model(self) -> str:
-        """The one model served: the agent, by its id."""
-        return self.channel.chat.context.agent_id
+    async def models(self) -> list[str]:
+        """The names the agent's model serves, its default first (the ``model_names`` point)."""
+        names: list[str] = await self.channel.chat.context.plugins.resolve("model_names")
+        return names
 
     def routes(self) -> list[Route]:
         """The routes, for the channel's Starlette app."""
@@ -88,22 +85,22 @@ class OpenAIApi:
             Route("/v1/chat/completions", self.complete, methods=["POST"]),
         ]
 
-    async def list_models(self, request: Request) -> Response:
-        """The agent, as the only model."""
-        return JSONResponse({"object": "list", "data": [self._model_json()]})
+    async def list_models(self, request: HttpRequest) -> Response:
+        """The models the agent's model serves."""
+        return JSONResponse({"object": "list", "data": [self._model_json(n) for n in await self.models()]})
 
-    async def read_model(self, request: Request) -> Response:
-        """The agent as a model, if asked for by its id."""
-        if request.path_params["model"] != self.model:
-            raise ApiError(
-                404, f"no model {shown(request.path_params['model'])}: this agent is {self.model!r}"
-            )
-        return JSONResponse(self._model_json())
+    async def read_model(self, request: HttpRequest) -> Response:
+        """One of them, by name."""
+        name = request.path_params["model"]
+        if name not in await self.models():
+            return model_not_found(name)
+        return JSONResponse(self._model_json(name))
 
-    def _model_json(self) -> dict[str, Any]:
-        return {"id": self.model, "object": "model", "created": self.created, "owned_by": "turnkit"}
+    def _model_json(self, name: str) -> dict[str, Any]:
+        owner = self.channel.chat.context.agent_id
+        return {"id": name, "object": "model", "created": self.created, "owned_by": owner}
 
-    async def complete(self, request: Request) -> Response:
+    async def complete(self, request: HttpRequest) -> Response:
         """One turn of the conversation; a ``chat.completion``, or ``chat.completion.chunk`` events."""
         key = idempotency_key(request)
         payload = await read_json(request)
@@ -111,48 +108,76 @@ class OpenAIApi:
             raise ApiError(400, f"invalid request body: expected an object, got {type(payload).__name__} @ $")
         _refuse_unsupported(payload)
         user = _optional(payload, "user", str)
+        stream = _optional(payload, "stream", bool)
         messages = _messages(payload)
-        chat = plain_text(
-            request.headers.get(CHAT_HEADER) or conversation_key(user, messages), CHAT_HEADER, MAX_CHAT_KEY
-        )
-        inbound = ChannelMessage(
-            channel=self.channel.name,
-            chat_id=chat,
-            principal=Principal(self.channel.name, user or ANONYMOUS),
-            message=inbound_message(messages),
-            metadata={"api": "openai"},
-        )
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        if _optional(payload, "stream", bool):
+        message = inbound_message(messages)
+        pinned = request.headers.get(CHAT_HEADER)
+        if pinned is not None:
+            pinned = plain_text(pinned, CHAT_HEADER, MAX_CHAT_KEY)
+        served = await self.models()
+        model = _optional(payload, "model", str)
+        if model is None:
+            model = served[0] if served else ""
+        if model not in served:
+            return model_not_found(model)
+        conversation, inbound = await self._conversation(user, messages, message, pinned, key)
+        head = self._head(f"chatcmpl-{uuid.uuid4().hex}", model)
+        if stream:
             events = turn_events(self.channel, inbound, key)
             if key is not None:
                 events = await first_in(events)
-            response = sse_response(self._chunks(completion_id, events))
-            response.headers[CHAT_HEADER] = chat
+            response = sse_response(self._chunks(head, conversation, events))
+            response.headers[CHAT_HEADER] = conversation.chat
             return response
         outcome = await self.channel.turn(inbound, key)
         turn = outcome.result.turn
+        await self.conversations.record(conversation, outcome.session_id, turn.turn_id, outcome.reply.text)
         choice = {
             "index": 0,
             "message": {"role": "assistant", "content": outcome.reply.text},
             "finish_reason": _finish_reason(outcome),
         }
         headers = {
-            CHAT_HEADER: chat,
+            CHAT_HEADER: conversation.chat,
             "X-Turnkit-Session": outcome.session_id,
             "X-Turnkit-Turn": turn.turn_id,
             "X-Turnkit-Status": turn.status,
         }
-        body = {**self._head(completion_id, "chat.completion"), "choices": [choice]}
+        body = {**head, "object": "chat.completion", "choices": [choice]}
         return JSONResponse(body, headers=headers)
 
-    async def _chunks(self, completion_id: str, events: AsyncIterator[TurnEvent]) -> AsyncIterator[str]:
+    async def _conversation(
+        self,
+        user: str | None,
+        messages: Sequence[Mapping[str, Any]],
+        message: Message,
+        pinned: str | None,
+        key: str | None,
+    ) -> tuple[Conversation, ChannelMessage]:
+        """Where the request goes (the chat it pins, else the one its messages find), and its message."""
+        asked = Request.of(user, messages)
+        principal = Principal(self.channel.name, user or ANONYMOUS)
+
+        def to(chat: str) -> ChannelMessage:
+            return ChannelMessage(self.channel.name, chat, principal, message, metadata={"api": "openai"})
+
+        if pinned is not None:
+            inbound = to(pinned)
+            return await self.conversations.pinned(inbound, asked), inbound
+        conversation = await self.conversations.find(asked, key)
+        return conversation, to(conversation.chat)
+
+    async def _chunks(
+        self, head: Mapping[str, Any], conversation: Conversation, events: AsyncIterator[TurnEvent]
+    ) -> AsyncIterator[str]:
         """The reply as ``chat.completion.chunk`` events: the role, the text as it comes, the end.
 
         What was not streamed (a denied or failed turn's polite reply, or a
-        reply produced in another process) goes out as one chunk before the end.
+        reply produced in another process) goes out as one chunk before the
+        end. The conversation's new point is recorded before that chunk, so
+        that the client's next request, sent once the stream ends, finds it.
         """
-        head = self._head(completion_id, "chat.completion.chunk")
+        head = {**head, "object": "chat.completion.chunk"}
 
         def chunk(delta: Mapping[str, str], finish_reason: str | None = None) -> str:
             return sse({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]})
@@ -174,22 +199,28 @@ class OpenAIApi:
             yield sse(error_body(error.status, error.message))
             return
         assert outcome is not None
-        rest = unsent(outcome.reply.text, "".join(streamed))
+        sent = "".join(streamed)
+        rest = unsent(outcome.reply.text, sent)
+        turn_id = outcome.result.turn.turn_id
+        await self.conversations.record(conversation, outcome.session_id, turn_id, sent + rest)
         if rest:
             yield chunk({"content": rest})
         yield chunk({}, _finish_reason(outcome))
         yield DONE
 
-    def _head(self, completion_id: str, kind: str) -> dict[str, Any]:
-        return {"id": completion_id, "object": kind, "created": int(time.time()), "model": self.model}
+    def _head(self, completion_id: str, model: str) -> dict[str, Any]:
+        return {"id": completion_id, "created": int(time.time()), "model": model}
 
 
-def conversation_key(user: str | None, messages: Sequence[Mapping[str, Any]]) -> str:
-    """``openai-`` and a digest of ``user`` and the messages up to the first user message."""
-    first_user = next(i for i, m in enumerate(messages) if m["role"] == "user")
-    opening = [[m["role"], m.get("content")] for m in messages[: first_user + 1]]
-    material = json.dumps([user, opening], sort_keys=True, ensure_ascii=False)
-    return "openai-" + hashlib.sha256(material.encode()).hexdigest()[:24]
+def model_not_found(name: str) -> JSONResponse:
+    """The 404 OpenAI's API answers for a model it does not serve, in its exact shape."""
+    error = {
+        "message": f"The model {shown(name)} does not exist",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "model_not_found",
+    }
+    return JSONResponse({"error": error}, status_code=404)
 
 
 def inbound_message(messages: Sequence[Mapping[str, Any]]) -> Message:
@@ -216,7 +247,7 @@ def unsent(reply: str, streamed: str) -> str:
 
 
 def _refuse_unsupported(payload: Mapping[str, Any]) -> None:
-    """Refuse a wrong ``model``, and what a turn cannot do rather than silently ignore it."""
+    """Refuse a ``model`` that is not a string, and what a turn cannot do rather than silently ignore it."""
     _optional(payload, "model", str)
     if payload.get("n") not in (None, 1):
         raise ApiError(400, f"n={shown(payload['n'])} is not supported: one choice per request @ $.n")

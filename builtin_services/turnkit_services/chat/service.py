@@ -12,6 +12,7 @@ that a refused sender leaves a ``denied`` turn in the store.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import importlib
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,7 @@ from turnkit_hookspecs import (
     Deny,
     ExecutionContext,
     Message,
+    Origin,
     PayloadError,
     Principal,
     Service,
@@ -72,8 +74,11 @@ class ChatService(Service):
         known = {*BUILTIN_CHANNELS, *_plugin_channels()}
         unknown = [name for name in self.settings.channels if name not in known]
         if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            listed = ", ".join(sorted(known))
             raise ValueError(
-                f"[service.chat] channels: unknown channel {unknown[0]!r} (known: {', '.join(sorted(known))})"
+                f"[service.chat] channels: unknown channel {unknown[0]!r} ({hint}known: {listed})"
             )
 
     async def serve(self, context: ExecutionContext) -> None:
@@ -101,7 +106,12 @@ class ChatService(Service):
     def _make_channel(self, name: str) -> Channel:
         target = BUILTIN_CHANNELS.get(name) or _plugin_channels()[name]
         module, _, attribute = target.partition(":")
-        channel_class: type[Channel] = getattr(importlib.import_module(module), attribute)
+        try:
+            channel_class: type[Channel] = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as exc:  # a channel distribution that does not load
+            raise ValueError(
+                f"[service.chat] channels: channel {name!r} ({target}) does not load: {exc}"
+            ) from exc
         if name in BUILTIN_CHANNELS:
             settings = getattr(self.settings, name)
         else:
@@ -152,6 +162,7 @@ class ChatService(Service):
             initiator_id=f"{inbound.channel}:{inbound.principal.id}",
             stream=stream,
             idempotency_key=idempotency_key,
+            origin=Origin.of(inbound),
         )
         if result.turn.status == "completed" and result.reply is not None:
             reply = await plugins.pipeline(
@@ -159,7 +170,15 @@ class ChatService(Service):
             )
         elif result.turn.status == "denied":
             reply = Message.of("assistant", self.settings.denied_reply)
-        else:
+        else:  # the user gets the polite reply: the operator gets the reason
+            self.context.logger.warning(
+                "chat: turn %s of session %s on %s %s: %s",
+                result.turn.turn_id,
+                session_id,
+                inbound.channel,
+                result.turn.status,
+                result.turn.error,
+            )
             reply = Message.of("assistant", self.settings.failed_reply)
         await channel.deliver(inbound, split_text(reply.text, channel.max_length))
         await plugins.effect(
@@ -213,24 +232,21 @@ class ChatService(Service):
     async def turn_authorize(self, turn: TurnInfo, message: Message) -> Deny | None:
         """Run ``chat_authorize`` for turns that came from a channel.
 
-        Only a user turn whose initiator is the principal the metadata names
-        is one: metadata alone (a message another agent or a fork passed on)
-        does not make a turn a chat turn.
+        A chat turn is one the chat service submitted with its origin (the
+        runtime stores it with the turn and hands it on, in whichever
+        process runs the turn); message metadata alone (a message another
+        agent or a fork passed on keeps it) never makes a turn a chat turn.
         """
-        where = message.metadata.get(CHAT_METADATA)
-        if not isinstance(where, Mapping):
-            return None
-        principal = where.get("principal")
-        sender = f"{where.get('channel')}:{principal.get('id')}" if isinstance(principal, Mapping) else None
-        if turn.initiator != "user" or turn.initiator_id != sender:
+        origin = turn.origin
+        if origin is None:
             return None
         inbound = ChannelMessage(
-            channel=where["channel"],
-            chat_id=where["chat_id"],
-            thread_id=where.get("thread_id"),
-            principal=structure(where["principal"], Principal),
+            channel=origin.channel,
+            chat_id=origin.chat_id,
+            thread_id=origin.thread_id,
+            principal=origin.principal,
             message=message,
-            metadata=where.get("metadata", {}),
+            metadata=origin.metadata,
         )
         deny = await self.context.plugins.guard("chat_authorize", inbound=inbound, turn=turn)
         return Deny(f"{deny.plugin}: {deny.reason}") if deny is not None else None
@@ -244,7 +260,14 @@ class ChatService(Service):
 
     @action
     async def deliver(self, channel: str, chat_id: str, text: str, thread_id: str | None = None) -> int:
-        """Send ``text`` to a chat on a running channel (e.g. a task's result); returns the parts sent."""
+        """Send ``text`` to a chat on a running channel (e.g. a task's result); returns the parts sent.
+
+        Args:
+            channel: a running channel that can send on its own (telegram; not http).
+            chat_id: the chat to send to, as the channel names it.
+            text: what to send; split at the channel's size limit.
+            thread_id: the thread (forum topic) within the chat, if any.
+        """
         running = self.channels.get(channel)
         if running is None:
             raise ValueError(

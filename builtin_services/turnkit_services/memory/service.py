@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypeAlias, cast, get_args
+from typing import Any, Literal, TypeAlias, get_args
 
 import attrs
 from turnkit_hookspecs import (
@@ -82,13 +82,20 @@ class MemoryService(Service):
     # ------------------------------------------------------------------ actions
 
     @action(tool=True)
-    async def store(self, text: str, scope: str | None = None, scope_id: str | None = None) -> dict[str, Any]:
+    async def store(
+        self, text: str, scope: Scope | None = None, scope_id: str | None = None
+    ) -> dict[str, Any]:
         """Remember a text; scope: session, principal or agent (in a turn: this session by default).
 
         Outside a turn the default scope is ``agent``, and a ``session`` or
         ``principal`` scope needs its ``scope_id``. The memory passes the
         ``memory_store`` pipeline (redaction) before it is embedded and
         written; ``memory_stored`` fires once it is committed.
+
+        Args:
+            text: what to remember.
+            scope: whose memory it is (outside a turn: agent).
+            scope_id: the session id, or the principal (channel:id), the scope is of.
         """
         turn = current_turn()
         chosen = _scope(scope) if scope is not None else self.settings.turn_scope if turn else "agent"
@@ -116,10 +123,10 @@ class MemoryService(Service):
     async def search(
         self,
         query: str,
-        scope: str | None = None,
+        scope: Scope | None = None,
         scope_id: str | None = None,
         limit: int = 5,
-        mode: str = "hybrid",
+        mode: Mode = "hybrid",
     ) -> list[dict[str, Any]]:
         """Find memories matching a query, best first (in a turn: this session's, principal's, agent's).
 
@@ -127,32 +134,53 @@ class MemoryService(Service):
         when a plugin answers ``memory_embed`` and is full-text alone
         otherwise; ``text`` is full-text only (``score`` is bm25's);
         ``vector`` is cosine similarity only (``score`` is the cosine).
+
+        Args:
+            query: the words to look for.
+            scope: only the memories of this scope (default: every scope in reach).
+            scope_id: the session id, or the principal (channel:id), the scope is of.
+            limit: the most memories to return.
+            mode: hybrid fuses full-text and vector rankings, text or vector ranks by one alone.
         """
         if not isinstance(query, str):
             raise ValueError(f"query must be a string, got {query!r}")
         _check_limit(limit)
         if mode not in get_args(Mode):
             raise ValueError(f"mode must be one of {', '.join(get_args(Mode))}, got {mode!r}")
-        found = await self._find(query, self._reach(scope, scope_id), limit, cast(Mode, mode))
+        found = await self._find(query, self._reach(scope, scope_id), limit, mode)
         return [memory.to_dict() for memory in found]
 
     @action
     async def get(self, id: str) -> dict[str, Any]:
-        """One memory by its id."""
+        """One memory by its id.
+
+        Args:
+            id: the memory's id (as store and search return it).
+        """
         return _memory(await self._reachable(id)).to_dict()
 
     @action
     async def forget(self, id: str) -> dict[str, Any]:
-        """Delete a memory for good (it leaves the search index too); returns what was forgotten."""
+        """Delete a memory for good (it leaves the search index too); returns what was forgotten.
+
+        Args:
+            id: the memory's id (as store and search return it).
+        """
         record = await self._reachable(id)
         await self.storage.delete(COLLECTION, id, expect=record.version)
         return _memory(record).to_dict()
 
     @action(name="list")
     async def list_memories(
-        self, scope: str | None = None, scope_id: str | None = None, limit: int = 50
+        self, scope: Scope | None = None, scope_id: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
-        """The memories in reach (or of one scope), newest first."""
+        """The memories in reach (or of one scope), newest first.
+
+        Args:
+            scope: only the memories of this scope (default: every scope in reach).
+            scope_id: the session id, or the principal (channel:id), the scope is of.
+            limit: the most memories to return.
+        """
         _check_limit(limit)
         records = [
             record

@@ -161,6 +161,13 @@ class ShellService(Service):
         whatever the command left running in the background when it exits:
         nothing outlives an ``exec``. ``shell=true`` runs ``argv``'s single
         string with ``sh -c`` if the configuration allows shell strings.
+
+        Args:
+            argv: the program and its arguments, passed as they are (no shell).
+            cwd: the working folder, relative to [service.shell] root.
+            timeout: seconds before the command is ended (default: [service.shell] timeout).
+            stdin: text written to the command's input.
+            shell: run argv's single string with sh -c (needs allow_shell_string).
         """
         limit = self._timeout(timeout)
         data = _encoded("stdin", stdin) if stdin is not None else None
@@ -194,6 +201,11 @@ class ShellService(Service):
 
         The process keeps running until it exits or is closed; its unread
         output is kept up to the output cap.
+
+        Args:
+            argv: the program and its arguments, passed as they are (no shell).
+            cwd: the working folder, relative to [service.shell] root.
+            shell: run argv's single string with sh -c (needs allow_shell_string).
         """
         if len(self._processes) >= self.settings.max_processes:
             raise RuntimeError(
@@ -209,14 +221,23 @@ class ShellService(Service):
 
     @action(tool=True)
     async def status(self, id: str | None = None) -> list[dict[str, Any]]:
-        """List the long-running processes (or only the one with this id): running, exit code, duration."""
+        """List the long-running processes (or only the one with this id): running, exit code, duration.
+
+        Args:
+            id: only this process (as start returned it).
+        """
         if id is not None:
             return [self._find(id).status()]
         return [t.status() for t in self._visible()]
 
     @action(tool=True)
     async def read(self, id: str, timeout: float = 0.0) -> dict[str, Any]:
-        """Return what a process wrote since the last read, waiting up to timeout seconds for something."""
+        """Return what a process wrote since the last read, waiting up to timeout seconds for something.
+
+        Args:
+            id: the process (as start returned it).
+            timeout: seconds to wait for output when there is none yet.
+        """
         tracked = self._find(id)
         process = tracked.process
         if not (process.stdout or process.stderr) and process.running and timeout:
@@ -227,7 +248,13 @@ class ShellService(Service):
 
     @action(tool=True)
     async def write(self, id: str, data: str, eof: bool = False) -> dict[str, Any]:
-        """Write data to a process's input; eof=true closes the input afterwards."""
+        """Write data to a process's input; eof=true closes the input afterwards.
+
+        Args:
+            id: the process (as start returned it).
+            data: the text to write.
+            eof: close the process's input afterwards.
+        """
         tracked = self._find(id)
         encoded = _encoded("data", data)
         await tracked.process.write(encoded, eof=eof, timeout=self.settings.timeout)
@@ -235,14 +262,23 @@ class ShellService(Service):
 
     @action(tool=True)
     async def wait(self, id: str, timeout: float | None = None) -> dict[str, Any]:
-        """Wait up to timeout seconds for a process to exit (it is not killed if it does not)."""
+        """Wait up to timeout seconds for a process to exit (it is not killed if it does not).
+
+        Args:
+            id: the process (as start returned it).
+            timeout: seconds to wait (default: [service.shell] timeout).
+        """
         tracked = self._find(id)
         await tracked.process.wait(self._timeout(timeout))
         return tracked.status()
 
     @action(tool=True)
     async def close(self, id: str) -> dict[str, Any]:
-        """End a process and everything it started, return its last output, and forget it."""
+        """End a process and everything it started, return its last output, and forget it.
+
+        Args:
+            id: the process (as start returned it).
+        """
         tracked = self._find(id)
         del self._processes[id]
         await tracked.process.stop(self.settings.kill_grace)

@@ -326,7 +326,18 @@ class TaskService(Service):
         missed: str | None = None,
         enabled: bool = True,
     ) -> TaskInfo:
-        """Create a task: manual, or with a cron expression or a one-off time (at)."""
+        """Create a task: manual, or with a cron expression or a one-off time (at).
+
+        Args:
+            name: the task's name, unique in the agent.
+            instructions: what the model is asked to do on each run.
+            cron: when it runs: a cron expression of five fields (minute hour day month weekday).
+            at: when it runs once: an ISO 8601 date and time.
+            session: run in this session (default: a new session per run).
+            timezone: where cron and at are read, e.g. Europe/Paris (default: [service.task] timezone).
+            missed: due times missed while down: once, all or skip (default: [service.task] missed).
+            enabled: whether the scheduler runs it.
+        """
         now = self.now()
         spec = TaskSpec(
             name,
@@ -356,7 +367,17 @@ class TaskService(Service):
         timezone: str | None = None,
         missed: str | None = None,
     ) -> TaskInfo:
-        """Change a task's fields; an empty string clears one (cron "" makes it manual)."""
+        """Change a task's fields; an empty string clears one (cron "" makes it manual).
+
+        Args:
+            name: the task to change.
+            instructions: what the model is asked to do on each run.
+            cron: a cron expression of five fields (replaces at).
+            at: an ISO 8601 date and time to run once (replaces cron).
+            session: run in this session.
+            timezone: where cron and at are read, e.g. Europe/Paris.
+            missed: due times missed while down: once, all or skip.
+        """
         await self._editable(name)
         now = self.now()
 
@@ -384,18 +405,30 @@ class TaskService(Service):
 
     @action
     async def delete(self, name: str) -> bool:
-        """Delete a task and its run records (the runs' sessions stay)."""
+        """Delete a task and its run records (the runs' sessions stay).
+
+        Args:
+            name: the task to delete.
+        """
         await self._editable(name)
         return await self.store.remove(name)
 
     @action
     async def enable(self, name: str) -> TaskInfo:
-        """Let the scheduler run a task again, from its next due time (missed ones are not run)."""
+        """Let the scheduler run a task again, from its next due time (missed ones are not run).
+
+        Args:
+            name: the task to enable.
+        """
         return await self._enabled(name, True)
 
     @action
     async def disable(self, name: str) -> TaskInfo:
-        """Stop the scheduler running a task (it can still be run by hand)."""
+        """Stop the scheduler running a task (it can still be run by hand).
+
+        Args:
+            name: the task to disable.
+        """
         return await self._enabled(name, False)
 
     async def _enabled(self, name: str, enabled: bool) -> TaskInfo:
@@ -413,12 +446,20 @@ class TaskService(Service):
 
     @action
     async def run(self, name: str) -> TaskRun:
-        """Run a task now and wait for the run's outcome (works without serve, also when disabled)."""
+        """Run a task now and wait for the run's outcome (works without serve, also when disabled).
+
+        Args:
+            name: the task to run.
+        """
         return await self.runner.manual(self.describe(await self._record(name)))
 
     @action
     async def status(self, name: str) -> TaskStatus:
-        """A task, its latest run, and how many runs are kept and unfinished."""
+        """A task, its latest run, and how many runs are kept and unfinished.
+
+        Args:
+            name: the task.
+        """
         record = await self._record(name)
         runs = await self.store.runs(name)
         unfinished = sum(1 for run in runs if run.status not in FINAL)
@@ -426,7 +467,12 @@ class TaskService(Service):
 
     @action
     async def runs(self, name: str | None = None, limit: int = 20) -> list[TaskRun]:
-        """The latest runs (of one task, or of all), newest first."""
+        """The latest runs (of one task, or of all), newest first.
+
+        Args:
+            name: only this task's runs.
+            limit: the most runs to list.
+        """
         if name is not None:
             await self._record(name)
         if limit < 1:

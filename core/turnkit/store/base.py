@@ -15,7 +15,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from turnkit_hookspecs import Deny, Initiator, Message, SessionInfo, StoredRecord, TurnStatus
+from turnkit_hookspecs import Deny, Initiator, Message, Origin, SessionInfo, StoredRecord, TurnStatus
 
 from ..tracing import TraceRecord
 from .forks import Acting
@@ -143,12 +143,34 @@ class Store(abc.ABC):
         """Sessions (optionally of one agent / kind), most recently updated first."""
 
     @abc.abstractmethod
+    async def session_ids_starting(self, prefix: str, limit: int = 10) -> list[str]:
+        """The ids (at most ``limit``, in order) of the sessions whose id starts with ``prefix``.
+
+        How the command line finds the session a shortened id names.
+        """
+
+    @abc.abstractmethod
     async def child_sessions(self, session_id: str) -> list[SessionRecord]:
         """The sessions forked directly from ``session_id``, oldest first."""
 
     @abc.abstractmethod
     async def set_session_status(self, session_id: str, status: str) -> None:
         """Move a session to ``status`` (one of :data:`~turnkit.store.sessions.SESSION_STATUSES`)."""
+
+    @abc.abstractmethod
+    async def session_instructions(self, session_id: str) -> str | None:
+        """The session's own instructions, or ``None`` when it has none (it uses the agent's).
+
+        Raises :class:`~turnkit.errors.StoreError` for an unknown session.
+        """
+
+    @abc.abstractmethod
+    async def set_session_instructions(self, session_id: str, instructions: str | None) -> None:
+        """Set (``None``: clear) the session's own instructions; an unknown session is a StoreError.
+
+        A fork copies its parent's in the fork's transaction; the next turn
+        to start reads them in its claim (:attr:`Claim.instructions`).
+        """
 
     @abc.abstractmethod
     async def fork(
@@ -160,10 +182,13 @@ class Store(abc.ABC):
         initial_message: Message | None,
         acting: Acting,
         reason: str,
+        after_turn: str | None = None,
     ) -> tuple[SessionRecord, TurnRecord | None]:
         """One transaction: create ``child`` (its fork point set to the parent's newest
-        message), copy the parent's pending context into it if asked, queue its initial
-        message (initiator ``extension``), and audit ``fork`` on the parent."""
+        message, or to the end of the parent's finished turn ``after_turn``; its
+        instructions the parent's own), copy the parent's pending context
+        into it if asked, queue its initial message (initiator ``extension``), and audit
+        ``fork`` on the parent."""
 
     @abc.abstractmethod
     async def merge(self, parent: str, child: str, summary: Message, acting: Acting) -> StoredMessage:
@@ -228,6 +253,7 @@ class Store(abc.ABC):
         initiator_id: str | None = None,
         *,
         idempotency_key: str | None = None,
+        origin: Origin | None = None,
     ) -> TurnRecord:
         """One transaction: store a ``queued`` turn numbered after the
         session's last turn, holding the inbound ``message`` (in the turn
@@ -239,7 +265,8 @@ class Store(abc.ABC):
         With an ``idempotency_key`` already stored for the session's agent,
         nothing is written and the turn that key made is returned (a turn
         id other than ``turn_id``); a key used in another session raises
-        :class:`~turnkit.errors.IdempotencyKeyReused`."""
+        :class:`~turnkit.errors.IdempotencyKeyReused`. ``origin`` is stored
+        with the turn (and with a re-run of it)."""
 
     @abc.abstractmethod
     async def claim_turn(self, session_id: str) -> tuple[TurnRecord, Message] | None:
@@ -255,8 +282,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def claim_next(self, session_id: str, history: int) -> Claim | None:
         """:meth:`claim_turn`, and in the same transaction the new turn's
-        window (``history`` messages) and pending context (its own
-        contributions left out)."""
+        window (``history`` messages), pending context (its own
+        contributions left out) and its session's own instructions."""
 
     @abc.abstractmethod
     async def accept_and_claim(
@@ -269,6 +296,7 @@ class Store(abc.ABC):
         history: int,
         *,
         idempotency_key: str | None = None,
+        origin: Origin | None = None,
     ) -> tuple[TurnRecord, Claim | None]:
         """One transaction: :meth:`accept`, then — only when the session has
         no other queued or running turn, and the turn is new — :meth:`claim_next`.
@@ -285,12 +313,14 @@ class Store(abc.ABC):
         messages: Sequence[Message] = (),
         consumed: Sequence[int] = (),
         trace: Sequence[TraceRecord] = (),
+        instructions: str | None = None,
     ) -> TurnRecord:
         """One transaction: append ``messages`` (tool steps, the reply) to the
         turn's session with this ``turn_id``, set the turn's final ``status``,
-        ``error``, ``deny`` and ``finished_at`` (and, when completed, its
-        reply: the last of ``messages``), mark the ``consumed`` context items
-        as consumed by this turn, and store ``trace`` rows (any scope)."""
+        ``error``, ``deny``, ``finished_at`` and the ``instructions`` its prompt
+        began with (and, when completed, its reply: the last of ``messages``),
+        mark the ``consumed`` context items as consumed by this turn, and store
+        ``trace`` rows (any scope)."""
 
     @abc.abstractmethod
     async def get_turn(self, turn_id: str) -> TurnRecord | None:

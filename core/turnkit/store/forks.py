@@ -1,9 +1,10 @@
 """Store jobs on forked sessions: forking, merging and abandoning, each one transaction.
 
-A fork writes the child, the context it inherits, its initial message and
-the audit event together; a merge the summary in the parent, the child's
-new status and the audit event. A crash between any two of them can then
-leave no child without its message, and no merged child without a summary.
+A fork writes the child, the instructions and context it inherits, its
+initial message and the audit event together; a merge the summary in the
+parent, the child's new status and the audit event. A crash between any two
+of them can then leave no child without its message, and no merged child
+without a summary.
 """
 
 from __future__ import annotations
@@ -17,8 +18,14 @@ from ..errors import StoreError
 from .audit import audit
 from .history import append_message, last_message_id
 from .records import SessionRecord, StoredMessage, TurnRecord
-from .sessions import create_session, json_text, set_session_status
-from .turns import accept
+from .sessions import (
+    create_session,
+    json_text,
+    session_instructions,
+    set_session_instructions,
+    set_session_status,
+)
+from .turns import FINAL, accept
 from .tx import Tx
 
 
@@ -38,8 +45,10 @@ def fork(
     initial: tuple[str, str] | None,
     acting: Acting,
     reason: str,
+    after_turn: str | None = None,
 ) -> tuple[SessionRecord, TurnRecord | None]:
-    """Create ``child`` (its fork point: the parent's newest message now), with its first turn.
+    """Create ``child`` (its fork point: the parent's newest message now, or the end of
+    its turn ``after_turn``), with its first turn.
 
     ``initial`` is ``(turn id, message JSON)`` of the child's first message, queued
     with initiator ``extension``.
@@ -47,8 +56,11 @@ def fork(
     parent = child.parent_session_id
     if parent is None:
         raise StoreError(f"session {child.session_id!r} names no parent to fork from")
-    child = attrs.evolve(child, fork_point=last_message_id(tx, parent))
+    point = last_message_id(tx, parent) if after_turn is None else turn_end(tx, parent, after_turn)
+    child = attrs.evolve(child, fork_point=point)
     record = create_session(tx, child, agent_id, json_text(child.metadata, "metadata of the fork"))
+    # The child goes on with the parent's conversation, so with its instructions too.
+    set_session_instructions(tx, child.session_id, session_instructions(tx, parent))
     if inherit_context:
         tx.run(
             "INSERT INTO context (session_id, key, value, extension_id, turn_id, created_at)"
@@ -63,6 +75,25 @@ def fork(
     detail = {"child": child.session_id, "reason": reason, "fork_point": child.fork_point}
     _audit(tx, parent, acting, "fork", detail)
     return record, turn
+
+
+def turn_end(tx: Tx, session_id: str, turn_id: str) -> int:
+    """The id of the last message of ``session_id``'s finished turn ``turn_id``: its reply, else its message.
+
+    Not the newest message carrying the turn's id: a summary a plugin wrote
+    for the turn after it ended (a merge, a compression) may come after
+    later turns' messages.
+    """
+    row = tx.one(
+        "SELECT status, COALESCE(reply_id, message_id) FROM turns WHERE id = ? AND session_id = ?",
+        (turn_id, session_id),
+    )
+    if row is None:
+        raise StoreError(f"no turn {turn_id!r} in session {session_id!r} to fork after")
+    status, end = row
+    if status not in FINAL or end is None:
+        raise StoreError(f"cannot fork after turn {turn_id!r} of session {session_id!r}: it is {status}")
+    return int(end)
 
 
 def merge(tx: Tx, parent: str, child: str, summary: Message, body: str, acting: Acting) -> StoredMessage:

@@ -110,9 +110,18 @@ def take_over(tx: Tx, agent_id: str, owner: str, policy: str) -> list[Takeover]:
             chosen = "report"
         elif policy == "rerun":
             touch(tx, turn.session_id)  # the session's lock: its turns are numbered one at a time
-            inbound = tx.one("SELECT message_id, inbound FROM turns WHERE id = ?", (turn.turn_id,))
+            message_id, body, origin = tx.one(
+                "SELECT message_id, inbound, origin FROM turns WHERE id = ?", (turn.turn_id,)
+            )
             rerun = insert_turn(
-                tx, new_id(), turn.session_id, turn.initiator, turn.initiator_id, tuple(inbound), turn.turn_id
+                tx,
+                new_id(),
+                turn.session_id,
+                turn.initiator,
+                turn.initiator_id,
+                (message_id, body),
+                turn.turn_id,
+                origin,
             )
         detail = {
             "turn": turn.turn_id,

@@ -184,8 +184,18 @@ _LEASES = (
     "CREATE INDEX idempotency_by_age ON idempotency (created_at)",
 )
 
+#: Version 5: instructions and origins. ``sessions.instructions`` is a session's own
+#: instructions (NULL: the agent's); ``turns.instructions`` the exact text a turn used (NULL:
+#: none), written when it finishes; ``turns.origin`` where a channel received the turn's
+#: message (JSON, NULL for other turns).
+_INSTRUCTIONS = (
+    "ALTER TABLE sessions ADD COLUMN instructions TEXT",
+    "ALTER TABLE turns ADD COLUMN instructions TEXT",
+    "ALTER TABLE turns ADD COLUMN origin TEXT",
+)
+
 #: Every migration in order; the code's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_BASE, _TRACE, _RECORDS, _LEASES)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_BASE, _TRACE, _RECORDS, _LEASES, _INSTRUCTIONS)
 
 #: Statements only SQLite runs, in the same transaction as the migration of that version:
 #: the FTS5 index over ``records.text``, kept in step by triggers (PostgreSQL spells it

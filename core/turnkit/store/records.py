@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from turnkit_hookspecs import Deny, Initiator, Message, SessionInfo, TurnInfo, TurnStatus
+from turnkit_hookspecs import Deny, Initiator, Message, Origin, SessionInfo, TurnInfo, TurnStatus
 
 
 @attrs.frozen
@@ -35,9 +35,10 @@ class StoredMessage:
 
     ``id`` is a store-wide increasing sequence number: ordering by it is the
     history's order, and a fork point is the id of the parent's last message
-    the child sees. ``summary`` marks a message written by compression or a
-    merge; ``compressed`` marks a message replaced in prompts by a summary
-    (kept, never deleted).
+    the child sees. ``summary`` marks a message written by compression (a
+    merge's message is an ordinary one, with ``merged_from`` in its
+    metadata); ``compressed`` marks a message replaced in prompts by a
+    summary (kept, never deleted).
     """
 
     id: int
@@ -48,6 +49,21 @@ class StoredMessage:
     compressed: bool = False
     summary: bool = False
 
+    def with_flags(self) -> Message:
+        """The message as readers of a history get it: ``metadata["compressed"]`` and
+        ``metadata["summary"]`` set to ``True`` where the flag is.
+
+        The flags are columns, not part of the stored body, so without this a
+        plugin reading ``history()`` could not tell what prompts no longer show
+        from what they do. Prompts take ``message`` as it is.
+        """
+        flags = {"compressed": True} if self.compressed else {}
+        if self.summary:
+            flags["summary"] = True
+        if not flags:
+            return self.message
+        return attrs.evolve(self.message, metadata={**self.message.metadata, **flags})
+
 
 @attrs.frozen
 class TurnRecord:
@@ -56,7 +72,9 @@ class TurnRecord:
     ``message_id`` is its inbound message's id in the history, set when the
     turn starts (``None`` while queued); ``rerun_of`` is the interrupted turn
     it re-runs; ``owner`` the process lease it ran under (see
-    :mod:`turnkit.store.leases`).
+    :mod:`turnkit.store.leases`); ``instructions`` the exact instructions its
+    prompt began with, recorded when it finished (``None``: it had none);
+    ``origin`` where a channel received its message (a re-run keeps it).
     """
 
     turn_id: str
@@ -72,6 +90,8 @@ class TurnRecord:
     finished_at: float | None = None
     rerun_of: str | None = None
     owner: str | None = None
+    instructions: str | None = None
+    origin: Origin | None = None
 
     @property
     def info(self) -> TurnInfo:
@@ -84,6 +104,7 @@ class TurnRecord:
             self.initiator_id,
             self.status,
             self.error,
+            self.origin,
         )
 
 
@@ -135,16 +156,19 @@ class InboxItem:
 class Claim:
     """A turn just started, with what its prompt needs, read in the same transaction.
 
-    ``window`` is :meth:`Store.window` and ``context`` is
+    ``window`` is :meth:`Store.window`, ``context`` is
     :meth:`Store.pending_context` (leaving out the turn's own contributions)
-    as of the moment the turn started: one store round trip instead of three
-    on every turn.
+    and ``instructions`` is :meth:`Store.session_instructions`, as of the
+    moment the turn started: one store round trip instead of four on every
+    turn, and an override set by any process is seen by the next turn
+    whichever process runs it.
     """
 
     turn: TurnRecord
     message: Message
     window: list[StoredMessage]
     context: list[ContextItem]
+    instructions: str | None = None
 
 
 @attrs.frozen

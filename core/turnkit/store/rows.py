@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from turnkit_hookspecs import Kind, Message, PayloadError, SessionInfo, from_json
+from turnkit_hookspecs import Kind, Message, Origin, PayloadError, SessionInfo, from_json
 
 from ..errors import StoreError
 from ..tracing import TraceRecord
@@ -29,7 +29,7 @@ SESSION_COLUMNS = (
 MESSAGE_COLUMNS = "id, session_id, turn_id, body, created_at, compressed, summary"
 TURN_COLUMNS = (
     "id, session_id, number, initiator, initiator_id, status, message_id, queued_at,"
-    " error, started_at, finished_at, rerun_of, owner"
+    " error, started_at, finished_at, rerun_of, owner, instructions, origin"
 )
 CONTEXT_COLUMNS = "id, session_id, key, value, extension_id, turn_id, created_at, consumed_by"
 AUDIT_COLUMNS = "id, at, session_id, turn_id, extension_id, action, detail"
@@ -102,7 +102,18 @@ def stored_message(row: Row, cache: MessageCache) -> StoredMessage:
 
 def turn(row: Row) -> TurnRecord:
     """A ``turns`` row."""
-    return TurnRecord(*row)
+    record = TurnRecord(*row[:-1])  # origin is the last column, NULL for most turns
+    return record if row[-1] is None else attrs.evolve(record, origin=origin(row[-1]))
+
+
+def origin(text: str | None) -> Origin | None:
+    """A turn's stored origin (JSON), or ``None`` for a turn no channel received."""
+    if text is None:
+        return None
+    try:
+        return from_json(text, Origin)
+    except (PayloadError, ValueError) as exc:
+        raise StoreError(f"a stored turn origin is corrupt: {exc}") from exc
 
 
 def owner(row: Row, now: float) -> OwnerRecord:

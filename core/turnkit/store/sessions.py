@@ -1,4 +1,4 @@
-"""Store jobs on agents and sessions: registering, creating, reading, moving status."""
+"""Store jobs on agents and sessions: registering, creating, reading, moving status, instructions."""
 
 from __future__ import annotations
 
@@ -92,6 +92,14 @@ def list_sessions(tx: Tx, agent_id: str | None, kind: str | None, limit: int | N
     return [rows.session(row) for row in tx.all(sql, params)]
 
 
+def session_ids_starting(tx: Tx, prefix: str, limit: int) -> list[str]:
+    # substr, not LIKE: an id may hold % or _, and SQLite's LIKE ignores case
+    found = tx.all(
+        "SELECT id FROM sessions WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT ?", (len(prefix), prefix, limit)
+    )
+    return [row[0] for row in found]
+
+
 def child_sessions(tx: Tx, session_id: str) -> list[SessionRecord]:
     require_session(tx, session_id)
     found = tx.all(
@@ -99,6 +107,20 @@ def child_sessions(tx: Tx, session_id: str) -> list[SessionRecord]:
         (session_id,),
     )
     return [rows.session(row) for row in found]
+
+
+def session_instructions(tx: Tx, session_id: str) -> str | None:
+    row = tx.one("SELECT instructions FROM sessions WHERE id = ?", (session_id,))
+    if row is None:
+        raise unknown_session(session_id)
+    instructions: str | None = row[0]
+    return instructions
+
+
+def set_session_instructions(tx: Tx, session_id: str, instructions: str | None) -> None:
+    found = tx.run("UPDATE sessions SET instructions = ? WHERE id = ?", (instructions, session_id))
+    if found.rowcount == 0:
+        raise unknown_session(session_id)
 
 
 def set_session_status(tx: Tx, session_id: str, status: str) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
-from turnkit_hookspecs import Deny, Initiator, Message, SessionInfo, StoredRecord, TurnStatus
+from turnkit_hookspecs import Deny, Initiator, Message, Origin, SessionInfo, StoredRecord, TurnStatus
 
 from ..errors import StoreError
 from ..ids import new_id
@@ -122,12 +122,22 @@ class SQLStore(Store):
     ) -> list[SessionRecord]:
         return await self._read(sessions.list_sessions, agent_id, kind, limit)
 
+    async def session_ids_starting(self, prefix: str, limit: int = 10) -> list[str]:
+        return await self._read(sessions.session_ids_starting, prefix, limit)
+
     async def child_sessions(self, session_id: str) -> list[SessionRecord]:
         return await self._read(sessions.child_sessions, session_id)
 
     async def set_session_status(self, session_id: str, status: str) -> None:
         sessions.check_status(status)
         await self._write(sessions.set_session_status, session_id, status)
+
+    async def session_instructions(self, session_id: str) -> str | None:
+        return await self._read(sessions.session_instructions, session_id)
+
+    async def set_session_instructions(self, session_id: str, instructions: str | None) -> None:
+        text = None if instructions is None else self.secrets.scrub(instructions)
+        await self._write(sessions.set_session_instructions, session_id, text)
 
     async def fork(
         self,
@@ -138,10 +148,13 @@ class SQLStore(Store):
         initial_message: Message | None,
         acting: Acting,
         reason: str,
+        after_turn: str | None = None,
     ) -> tuple[SessionRecord, TurnRecord | None]:
         initial = None if initial_message is None else (new_id(), self.secrets.encode(initial_message)[1])
         reason = self.secrets.scrub(reason)
-        return await self._write(forks.fork, child, agent_id, inherit_context, initial, acting, reason)
+        return await self._write(
+            forks.fork, child, agent_id, inherit_context, initial, acting, reason, after_turn
+        )
 
     async def merge(self, parent: str, child: str, summary: Message, acting: Acting) -> StoredMessage:
         summary, body = self.secrets.encode(summary)
@@ -191,10 +204,18 @@ class SQLStore(Store):
         initiator_id: str | None = None,
         *,
         idempotency_key: str | None = None,
+        origin: Origin | None = None,
     ) -> TurnRecord:
         body = self.secrets.encode(message)[1]
         return await self._write(
-            turns.accept, session_id, turn_id, body, initiator, initiator_id, idempotency_key
+            turns.accept,
+            session_id,
+            turn_id,
+            body,
+            initiator,
+            initiator_id,
+            idempotency_key,
+            self._origin(origin),
         )
 
     async def claim_turn(self, session_id: str) -> tuple[TurnRecord, Message] | None:
@@ -214,6 +235,7 @@ class SQLStore(Store):
         history: int,
         *,
         idempotency_key: str | None = None,
+        origin: Origin | None = None,
     ) -> tuple[TurnRecord, Claim | None]:
         _not_negative(history, "history")
         body = self.secrets.encode(message)[1]
@@ -227,7 +249,12 @@ class SQLStore(Store):
             history,
             self.owner,
             idempotency_key,
+            self._origin(origin),
         )
+
+    def _origin(self, origin: Origin | None) -> str | None:
+        """An origin's JSON as stored (scrubbed: its metadata is the channel's)."""
+        return None if origin is None else self.secrets.encode(origin)[1]
 
     async def finish_turn(
         self,
@@ -239,6 +266,7 @@ class SQLStore(Store):
         messages: Sequence[Message] = (),
         consumed: Sequence[int] = (),
         trace: Sequence[TraceRecord] = (),
+        instructions: str | None = None,
     ) -> TurnRecord:
         """See :meth:`Store.finish_turn`.
 
@@ -256,7 +284,10 @@ class SQLStore(Store):
         denied = None if deny is None else secrets.encode(deny)[1]
         error = None if error is None else secrets.scrub(error)
         trace = _scrubbed_trace(trace, secrets)
-        return await self._write(turns.finish_turn, turn_id, status, error, denied, bodies, consumed, trace)
+        used = None if instructions is None else secrets.scrub(instructions)
+        return await self._write(
+            turns.finish_turn, turn_id, status, error, denied, bodies, consumed, trace, used
+        )
 
     async def get_turn(self, turn_id: str) -> TurnRecord | None:
         return await self._read(turns.get_turn, turn_id)

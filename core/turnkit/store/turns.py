@@ -20,7 +20,7 @@ from . import rows
 from .contributions import pending_context
 from .history import insert_message, window
 from .records import Claim, TurnOutcome, TurnRecord
-from .sessions import touch
+from .sessions import session_instructions, touch
 from .traces import insert_trace
 from .tx import Tx
 
@@ -51,18 +51,29 @@ def insert_turn(
     initiator_id: str | None,
     inbound: tuple[int | None, str | None],
     rerun_of: str | None,
+    origin: str | None,
 ) -> TurnRecord:
-    """Queue a turn numbered after the session's last; ``inbound`` is ``(message_id, JSON)``, one set."""
+    """Queue a turn numbered after the session's last; ``inbound`` is ``(message_id, JSON)``, one
+    set; ``origin`` the JSON of the turn's :class:`~turnkit_hookspecs.Origin`, if it has one."""
     message_id, body = inbound
     number = tx.one("SELECT COALESCE(MAX(number), 0) + 1 FROM turns WHERE session_id = ?", (session_id,))[0]
     tx.run(
         "INSERT INTO turns (id, session_id, number, initiator, initiator_id, status, message_id, inbound,"
-        " rerun_of, queued_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
-        (turn_id, session_id, number, initiator, initiator_id, message_id, body, rerun_of, tx.now),
+        " rerun_of, queued_at, origin) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+        (turn_id, session_id, number, initiator, initiator_id, message_id, body, rerun_of, tx.now, origin),
     )
     tx.dialect.notify(tx, f"queued:{session_id}")
     return TurnRecord(
-        turn_id, session_id, number, initiator, initiator_id, "queued", message_id, tx.now, rerun_of=rerun_of
+        turn_id,
+        session_id,
+        number,
+        initiator,
+        initiator_id,
+        "queued",
+        message_id,
+        tx.now,
+        rerun_of=rerun_of,
+        origin=rows.origin(origin),
     )
 
 
@@ -91,13 +102,14 @@ def accept(
     initiator: Initiator,
     initiator_id: str | None,
     key: str | None = None,
+    origin: str | None = None,
 ) -> TurnRecord:
     touch(tx, session_id)  # the session's lock, too
     earlier = _keyed_turn(tx, session_id, key)
     if earlier is not None:
         return earlier
     _require_new_turn(tx, turn_id)
-    turn = insert_turn(tx, turn_id, session_id, initiator, initiator_id, (None, body), None)
+    turn = insert_turn(tx, turn_id, session_id, initiator, initiator_id, (None, body), None, origin)
     if key is not None:
         # Another session's transaction may be storing the same key right now (the session
         # lock does not cover it): DO NOTHING waits for it, then tells us it won.
@@ -152,7 +164,11 @@ def claim_next(tx: Tx, session_id: str, history: int, owner: str) -> Claim | Non
         return None
     turn, message = claimed
     return Claim(
-        turn, message, window(tx, session_id, history), pending_context(tx, session_id, turn.turn_id)
+        turn,
+        message,
+        window(tx, session_id, history),
+        pending_context(tx, session_id, turn.turn_id),
+        session_instructions(tx, session_id),
     )
 
 
@@ -166,8 +182,9 @@ def accept_and_claim(
     history: int,
     owner: str,
     key: str | None,
+    origin: str | None = None,
 ) -> tuple[TurnRecord, Claim | None]:
-    turn = accept(tx, session_id, turn_id, body, initiator, initiator_id, key)
+    turn = accept(tx, session_id, turn_id, body, initiator, initiator_id, key, origin)
     if turn.turn_id != turn_id:  # an earlier request with this key made the turn
         return turn, None
     others = (
@@ -187,6 +204,7 @@ def finish_turn(
     bodies: Sequence[tuple[Message, str]],
     consumed: Sequence[int],
     trace: Sequence[TraceRecord],
+    instructions: str | None = None,
 ) -> TurnRecord:
     turn = require_turn(tx, turn_id, lock=True)
     touch(tx, turn.session_id)
@@ -198,8 +216,9 @@ def finish_turn(
     if status != "completed":
         reply_id = None
     tx.run(
-        "UPDATE turns SET status = ?, error = ?, finished_at = ?, deny = ?, reply_id = ? WHERE id = ?",
-        (status, error, tx.now, deny, reply_id, turn_id),
+        "UPDATE turns SET status = ?, error = ?, finished_at = ?, deny = ?, reply_id = ?, instructions = ?"
+        " WHERE id = ?",
+        (status, error, tx.now, deny, reply_id, instructions, turn_id),
     )
     if consumed:
         tx.many(
@@ -208,7 +227,7 @@ def finish_turn(
         )
     insert_trace(tx, trace)
     tx.dialect.notify(tx, f"finished:{turn_id}")
-    return attrs.evolve(turn, status=status, error=error, finished_at=tx.now)
+    return attrs.evolve(turn, status=status, error=error, finished_at=tx.now, instructions=instructions)
 
 
 def get_turn(tx: Tx, turn_id: str) -> TurnRecord | None:

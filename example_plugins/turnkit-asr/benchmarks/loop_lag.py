@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from turnkit_asr import read_wav, recognizer_for, synthesize
+from turnkit_asr import Recognizer, read_wav, synthesize
 from turnkit_asr.audio import SAMPLE_RATE, SAMPLE_WIDTH
 from turnkit_asr.worker import Listener
 
@@ -67,17 +67,16 @@ async def main() -> None:
     took, lag, ticks = await lag_while(lambda: asyncio.to_thread(listener.transcribe, pcm))
     print(f"in a thread:          decode {took:.2f} s, loop late by up to {lag:.3f} s, {ticks} ticks")
 
-    single = recognizer_for((), 1)
-    await single.start()
-    took, lag, ticks = await lag_while(lambda: single.transcribe(pcm))
-    print(f"in a worker process:  decode {took:.2f} s, loop late by up to {lag:.3f} s, {ticks} ticks")
+    async with Recognizer((), 1) as single, Recognizer((), 2) as double:
+        await single.start()
+        took, lag, ticks = await lag_while(lambda: single.transcribe(pcm))
+        print(f"in a worker process:  decode {took:.2f} s, loop late by up to {lag:.3f} s, {ticks} ticks")
 
-    double = recognizer_for((), 2)
-    await asyncio.gather(double.start(), double.start())
-    for name, recognizer in (("workers = 1", single), ("workers = 2", double)):
-        started = time.perf_counter()
-        await asyncio.gather(recognizer.transcribe(pcm), recognizer.transcribe(pcm))
-        print(f"two recordings at once, {name}: {time.perf_counter() - started:.2f} s")
+        await asyncio.gather(double.start(), double.start())
+        for name, recognizer in (("workers = 1", single), ("workers = 2", double)):
+            started = time.perf_counter()
+            await asyncio.gather(recognizer.transcribe(pcm), recognizer.transcribe(pcm))
+            print(f"two recordings at once, {name}: {time.perf_counter() - started:.2f} s")
 
 
 if __name__ == "__main__":

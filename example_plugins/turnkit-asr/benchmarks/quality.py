@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from turnkit_asr import read_wav, recognizer_for, synthesize, word_error_rate
+from turnkit_asr import Recognizer, read_wav, synthesize, word_error_rate
 from turnkit_asr.audio import SAMPLE_RATE, SAMPLE_WIDTH
 
 SENTENCES = [
@@ -54,31 +54,31 @@ VOICES = [("en-us", 140), ("en-us+klatt4", 130), ("en-us+f3", 160)]
 
 
 async def run(phrases: tuple[str, ...], recordings: list[tuple[str, str, bytes]]) -> None:
-    recognizer = recognizer_for(phrases, 1)
-    started = time.perf_counter()
-    await recognizer.start()
-    print(f"worker start (process + model load): {time.perf_counter() - started:.2f} s")
-    per_voice: dict[str, list[float]] = {}
-    audio_seconds = decode_seconds = 0.0
-    errors = reference_words = 0.0
-    for sentence, voice, pcm in recordings:
+    async with Recognizer(phrases, 1) as recognizer:
         started = time.perf_counter()
-        heard = await recognizer.transcribe(pcm)
-        decode_seconds += time.perf_counter() - started
-        audio_seconds += len(pcm) / (SAMPLE_RATE * SAMPLE_WIDTH)
-        wer = word_error_rate(sentence, heard)
-        per_voice.setdefault(voice, []).append(wer)
-        words = len(sentence.split())
-        errors += wer * words
-        reference_words += words
-        print(f"  {wer:5.2f}  {voice:<18} {sentence!r:<42} -> {heard!r}")
-    for voice, rates in per_voice.items():
-        print(f"WER {voice:<18} {sum(rates) / len(rates):.3f} (mean over sentences)")
-    print(f"WER overall (errors / reference words): {errors / reference_words:.3f}")
-    print(
-        f"real-time factor: {decode_seconds / audio_seconds:.3f} "
-        f"({decode_seconds:.1f} s for {audio_seconds:.1f} s of audio)"
-    )
+        await recognizer.start()
+        print(f"worker start (process + model load): {time.perf_counter() - started:.2f} s")
+        per_voice: dict[str, list[float]] = {}
+        audio_seconds = decode_seconds = 0.0
+        errors = reference_words = 0.0
+        for sentence, voice, pcm in recordings:
+            started = time.perf_counter()
+            heard = await recognizer.transcribe(pcm)
+            decode_seconds += time.perf_counter() - started
+            audio_seconds += len(pcm) / (SAMPLE_RATE * SAMPLE_WIDTH)
+            wer = word_error_rate(sentence, heard)
+            per_voice.setdefault(voice, []).append(wer)
+            words = len(sentence.split())
+            errors += wer * words
+            reference_words += words
+            print(f"  {wer:5.2f}  {voice:<18} {sentence!r:<42} -> {heard!r}")
+        for voice, rates in per_voice.items():
+            print(f"WER {voice:<18} {sum(rates) / len(rates):.3f} (mean over sentences)")
+        print(f"WER overall (errors / reference words): {errors / reference_words:.3f}")
+        print(
+            f"real-time factor: {decode_seconds / audio_seconds:.3f} "
+            f"({decode_seconds:.1f} s for {audio_seconds:.1f} s of audio)"
+        )
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 from material import OTHER_VOICE, Speak
-from turnkit_asr import RecognizerError, read_wav, recognizer_for, word_error_rate
+from turnkit_asr import Recognizer, RecognizerError, read_wav, word_error_rate
 from turnkit_asr.recognizer import WorkerProcess
 from turnkit_asr.worker import grammar, words
 
@@ -75,12 +75,13 @@ def test_a_worker_that_died_is_reported_as_a_recognizer_failure(speak: Speak) ->
 
 
 def test_a_restricted_recognizer_hears_whole_phrases_or_nothing(speak: Speak) -> None:
-    recognizer = recognizer_for(("turn the volume down", "call my mother", "lock the front door"), 1)
-
-    async def hear(text: str) -> str:
-        return await recognizer.transcribe(read_wav(speak(text, OTHER_VOICE), 60))
+    phrases = ("turn the volume down", "call my mother", "lock the front door")
 
     async def hear_all() -> list[str]:
-        return [await hear(text) for text in ("lock the front door", "turn the volume", "close the window")]
+        async with Recognizer(phrases, 1) as recognizer:
+            heard = []
+            for text in ("lock the front door", "turn the volume", "close the window"):
+                heard.append(await recognizer.transcribe(read_wav(speak(text, OTHER_VOICE), 60)))
+            return heard
 
     assert asyncio.run(hear_all()) == ["lock the front door", "", ""]

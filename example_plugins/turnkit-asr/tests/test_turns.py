@@ -19,7 +19,7 @@ import pytest
 from material import OTHER_VOICE, VOICE, Speak, voice_message, wav_file
 from turnkit.errors import ConfigError, PluginConfigureError
 from turnkit.testing import AgentHarness, entry_point_plugin
-from turnkit_asr import ASRPlugin, recognizer_for, word_error_rate
+from turnkit_asr import ASRPlugin, word_error_rate
 from turnkit_asr import recognizer as recognizer_module
 from turnkit_asr.transcriber import COLLECTION
 from turnkit_hookspecs import AttachmentBlock, Base64Source, Message, TextBlock, UrlSource
@@ -241,7 +241,7 @@ def test_wrong_settings_name_their_key_path(
 def test_a_recognizer_that_cannot_run_fails_the_turn_and_the_message_stays_stored(
     turnkit_agent: AgentHarness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """A broken installation: the worker script is missing (its own recognizer: 3 workers)."""
+    """A broken installation: the worker script is missing."""
     monkeypatch.setattr(recognizer_module, "WORKER_SCRIPT", tmp_path / "missing.py")
     asr(turnkit_agent, workers=3)
     sent = voice_message(wav_file([0, 100] * 8000))
@@ -256,9 +256,9 @@ def test_a_recognizer_that_cannot_run_fails_the_turn_and_the_message_stays_store
 
 
 def test_a_worker_killed_between_messages_is_replaced(turnkit_agent: AgentHarness, speak: Speak) -> None:
-    asr(turnkit_agent, phrases=list(COMMANDS))
+    plugin = asr(turnkit_agent, phrases=list(COMMANDS))
     turnkit_agent.start()  # with phrases, the worker is running once the agent is
-    recognizer = recognizer_for(COMMANDS, 1)
+    recognizer = plugin.transcriber.recognizer
     [pid] = recognizer.pids
     os.kill(pid, signal.SIGKILL)
     for _ in range(1000):  # until the kill is delivered
@@ -270,3 +270,14 @@ def test_a_worker_killed_between_messages_is_replaced(turnkit_agent: AgentHarnes
     result = turnkit_agent.send(voice_message(speak("lock the front door")))
     assert seen(turnkit_agent).text == PREFIX + "lock the front door"
     assert result.turn.status == "completed" and recognizer.pids != [pid]
+
+
+def test_the_agent_s_stop_ends_its_workers(turnkit_agent: AgentHarness) -> None:
+    plugin = asr(turnkit_agent, phrases=list(COMMANDS))
+    turnkit_agent.start()  # with phrases, the worker is running once the agent is
+    recognizer = plugin.transcriber.recognizer
+    [pid] = recognizer.pids
+    turnkit_agent.stop()
+    assert recognizer.pids == []
+    with pytest.raises(ProcessLookupError):  # ended and reaped, not left to the process's exit
+        os.kill(pid, 0)

@@ -3,8 +3,10 @@
 It speaks plain HTTP/1.1 through the standard library's ``http.server`` in
 a thread: whole answers with a ``Content-Length``, streamed ones as
 ``text/event-stream`` in chunked transfer encoding, one SSE event per
-chunk. Each request takes the next scripted :class:`Answer`; a request with
-none left gets a 500 saying so, which fails the test visibly.
+chunk, keeping each connection open for the next request. Each request
+takes the next scripted :class:`Answer`; a request with none left gets a
+500 saying so, which fails the test visibly. It records which connection
+each request came on, and which connections the client closed.
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ class Answer:
 
 @attrs.frozen
 class Request:
-    """A request the server received."""
+    """A request the server received; ``peer`` is the client's end of its connection."""
 
     path: str
     headers: dict[str, str]
     body: Any
+    peer: tuple[str, int]
 
 
 def completion(text: str | None = None, *calls: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
@@ -94,6 +97,8 @@ class ChatServer:
     def __init__(self) -> None:
         self._answers: list[Answer] = []
         self.requests: list[Request] = []
+        #: The connections that ended, by their client's end (set when the server saw the end).
+        self.closed: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -135,11 +140,15 @@ class ChatServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go in separate writes: without this, a kept-alive connection's
+            # second answer waits for the client's delayed ACK of the first write (40 ms)
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"null")
-                request = Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                request = Request(self.path, headers, body, self.client_address[:2])
                 answer = server._next(request)
                 if answer.delay and server._stopping.wait(answer.delay):
                     return
@@ -178,6 +187,11 @@ class ChatServer:
                 payload = f"data: {data}\n\n".encode()
                 self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
                 self.wfile.flush()
+
+            def finish(self) -> None:
+                super().finish()
+                with server._lock:
+                    server.closed.add(self.client_address[:2])
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the tests read :attr:`ChatServer.requests` instead."""

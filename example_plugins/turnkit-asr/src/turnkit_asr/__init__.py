@@ -16,7 +16,9 @@ Both run first (``tryfirst``) so that other plugins on those points — a
 redaction, a command parser — see the transcript, not the audio.
 Recognition is pocketsphinx with the US-English model inside its wheel,
 in worker processes (:mod:`turnkit_asr.recognizer`): nothing is downloaded
-and the agent's event loop keeps running while a message is decoded.
+and the agent's event loop keeps running while a message is decoded. The
+workers belong to the agent's plugin and end when the agent stops
+(:meth:`ASRPlugin.close`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from turnkit_hookspecs import ExecutionContext, Message, Plugin, Prompt, hookimp
 
 from .audio import AudioError, read_wav
 from .evaluation import synthesize, word_error_rate
-from .recognizer import Recognizer, RecognizerError, recognizer_for
+from .recognizer import Recognizer, RecognizerError
 from .settings import ASRSettings
 from .transcriber import NAMESPACE, Transcriber, is_audio, note
 
@@ -55,10 +57,20 @@ class ASRPlugin(Plugin):
         so an agent that never gets one never pays for it.
         """
         super().configure(context)
-        recognizer = recognizer_for(self.settings.phrases, self.settings.workers)
+        recognizer = Recognizer(self.settings.phrases, self.settings.workers)
         if self.settings.phrases:
-            await recognizer.start()
+            try:
+                await recognizer.start()
+            except BaseException:
+                await recognizer.aclose()  # a failed configure is never closed: end its threads here
+                raise
         self._transcriber = Transcriber(self.settings, recognizer, context.storage(NAMESPACE))
+
+    async def close(self) -> None:
+        """End the recognizer's worker processes (the agent is stopping)."""
+        if self._transcriber is not None:
+            transcriber, self._transcriber = self._transcriber, None
+            await transcriber.recognizer.aclose()
 
     @property
     def transcriber(self) -> Transcriber:
@@ -95,7 +107,6 @@ __all__ = [
     "is_audio",
     "note",
     "read_wav",
-    "recognizer_for",
     "synthesize",
     "word_error_rate",
 ]

@@ -7,18 +7,16 @@ only awaits a future. Loading the model costs a worker about half a second,
 once (the process then holds about 110 MB); it then decodes message after
 message.
 
-Recognizers are shared by every agent of the Python process that asks for
-the same phrases and number of workers (:func:`recognizer_for`): plugins have
-no stop hook, so processes owned by one agent would outlive it, while shared
-ones stay bounded however many agents come and go (a test suite makes one
-per test). They hold no agent's data — only a decoder — and are closed when
-the process exits.
+Each agent's plugin owns its recognizer and closes it when the agent stops
+(``ASRPlugin.close``), so its workers live as long as the agent and no
+longer, however many agents a process makes and stops (a test suite makes
+one per test). A worker whose agent's process dies ends too: its input
+closes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import json
 import subprocess
@@ -99,7 +97,10 @@ class WorkerProcess:
 
 
 class Recognizer:
-    """Up to ``workers`` worker processes for one set of ``phrases``, started when first needed."""
+    """Up to ``workers`` worker processes for one set of ``phrases``, started when first needed.
+
+    ``async with Recognizer(phrases, workers) as recognizer:`` ends them on leaving.
+    """
 
     def __init__(self, phrases: Sequence[str], workers: int) -> None:
         self.phrases = tuple(phrases)
@@ -150,31 +151,19 @@ class Recognizer:
         process.close()
 
     def close(self) -> None:
-        """Stop the threads and end every worker."""
+        """Stop the threads and end every worker (waiting for a recognition under way)."""
         self._threads.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             processes, self._processes = self._processes, []
         for process in processes:
             process.close()
 
+    async def aclose(self) -> None:
+        """:meth:`close` on a thread of its own: waiting for the workers never stalls the event loop."""
+        await asyncio.to_thread(self.close)
 
-_recognizers: dict[tuple[tuple[str, ...], int], Recognizer] = {}
-_recognizers_lock = threading.Lock()
+    async def __aenter__(self) -> Recognizer:
+        return self
 
-
-def recognizer_for(phrases: Sequence[str], workers: int) -> Recognizer:
-    """The process's recognizer for these settings, made on first request."""
-    key = (tuple(phrases), workers)
-    with _recognizers_lock:
-        if key not in _recognizers:
-            _recognizers[key] = Recognizer(phrases, workers)
-        return _recognizers[key]
-
-
-@atexit.register
-def _close_all() -> None:
-    with _recognizers_lock:
-        recognizers = list(_recognizers.values())
-        _recognizers.clear()
-    for recognizer in recognizers:
-        recognizer.close()
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

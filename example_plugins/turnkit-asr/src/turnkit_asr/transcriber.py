@@ -78,7 +78,7 @@ def note(name: str, reason: str) -> str:
 
 
 class Transcriber:
-    """Rewrites messages for one agent: its settings, its store, a shared recognizer."""
+    """Rewrites messages for one agent: its settings, its store, its recognizer."""
 
     def __init__(self, settings: ASRSettings, recognizer: Recognizer, storage: Storage) -> None:
         self.settings = settings

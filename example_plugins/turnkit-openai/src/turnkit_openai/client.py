@@ -1,10 +1,10 @@
-"""One Chat Completions call over httpx: attempts, retries, and reading the answer.
+"""Chat Completions calls over httpx: attempts, retries, and reading the answer.
 
-Each call opens its own ``httpx.AsyncClient`` (sharing the TLS context made
-once): a plugin has no stop in which to close a long-lived one, and a model's
-answer takes far longer than a new connection. A streamed answer's text goes
-to the turn's listener as it arrives; once some of it has, the call is not
-retried, since the listener cannot take those words back.
+One ``httpx.AsyncClient`` serves every call of the agent's life, so turns
+reuse its connections (no new TCP and TLS handshake per turn); the plugin
+closes it when the agent stops (``Plugin.close``). A streamed answer's text
+goes to the turn's listener as it arrives; once some of it has, the call is
+not retried, since the listener cannot take those words back.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class CompletionsClient:
     in an error ("Incorrect API key provided: sk-…"), and what the server
     says goes into the turn's error, its log line and every plugin that
     observes the failure, so the key is replaced by ``[secret]`` first.
+    It holds one connection pool until :meth:`aclose`.
     """
 
     def __init__(
@@ -75,7 +76,13 @@ class CompletionsClient:
         self._headers = dict(headers)
         self._logger = logger
         self._key = key
-        self._tls = httpx.create_ssl_context()
+        self._http = httpx.AsyncClient(
+            headers=self._headers, timeout=httpx.Timeout(settings.timeout), verify=httpx.create_ssl_context()
+        )
+
+    async def aclose(self) -> None:
+        """Close the connections; the client takes no calls afterwards."""
+        await self._http.aclose()
 
     async def complete(self, body: Mapping[str, Any], names: FunctionNames, stream: ReplyStream) -> Message:
         """Ask for ``body``'s completion, retrying as the settings say; the answer as a message.
@@ -84,30 +91,24 @@ class CompletionsClient:
         """
         settings = self._settings
         url = settings.completions_url
-        timeout = httpx.Timeout(settings.timeout)
-        async with httpx.AsyncClient(headers=self._headers, timeout=timeout, verify=self._tls) as client:
-            attempt = 0
-            while True:
-                attempt += 1
-                listener = _Listener(stream)
-                try:
-                    return await self._attempt(client, body, names, listener)
-                except _Failure as failure:
-                    problem = self._without_key(failure.problem)
-                    delay, why = self._next_wait(failure, attempt, listener.delivered)
-                    if delay is None:
-                        raise CompletionError(
-                            url, problem, status=failure.status, attempts=attempt, why=why
-                        ) from failure.__cause__
-                    self._logger.warning(
-                        "POST %s: %s; retry %d of %d in %.2f s",
-                        url,
-                        problem,
-                        attempt,
-                        settings.max_retries,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
+        attempt = 0
+        while True:
+            attempt += 1
+            listener = _Listener(stream)
+            try:
+                return await self._attempt(body, names, listener)
+            except _Failure as failure:
+                problem = self._without_key(failure.problem)
+                delay, why = self._next_wait(failure, attempt, listener.delivered)
+                if delay is None:
+                    raise CompletionError(
+                        url, problem, status=failure.status, attempts=attempt, why=why
+                    ) from failure.__cause__
+                retries = settings.max_retries
+                self._logger.warning(
+                    "POST %s: %s; retry %d of %d in %.2f s", url, problem, attempt, retries, delay
+                )
+                await asyncio.sleep(delay)
 
     def _without_key(self, text: str) -> str:
         """``text`` with the API key replaced by ``[secret]``."""
@@ -128,12 +129,10 @@ class CompletionsClient:
             return None, f"the server asked to wait {failure.asked:g} s, more than backoff_max"
         return delay, ""
 
-    async def _attempt(
-        self, client: httpx.AsyncClient, body: Mapping[str, Any], names: FunctionNames, listener: _Listener
-    ) -> Message:
+    async def _attempt(self, body: Mapping[str, Any], names: FunctionNames, listener: _Listener) -> Message:
         """One request; the answer, or :class:`_Failure` saying whether to try again."""
         try:
-            async with client.stream("POST", self._settings.completions_url, json=body) as response:
+            async with self._http.stream("POST", self._settings.completions_url, json=body) as response:
                 if not response.is_success:
                     await response.aread()
                     raise _Failure(

@@ -14,19 +14,20 @@ from .settings import OpenAISettings
 
 
 class OpenAIPlugin(Plugin):
-    """Answers ``turn_reply`` with the model named in ``[plugin.openai]``.
+    """Answers ``turn_reply`` with the model named in ``[plugin.openai]``, and ``model_names`` with it.
 
     The key is read once, at start, from the environment variable that
     ``api_key_env`` names; an agent whose key is missing does not start,
     rather than fail every turn later. A server on this machine may go
     without one. A server's error quoting the key reaches the turn's error
-    and the log with ``[secret]`` in its place.
+    and the log with ``[secret]`` in its place. The client's connections
+    are kept from :meth:`configure` to :meth:`close`, the agent's life.
     """
 
     settings_class = OpenAISettings
     settings: OpenAISettings
-    #: Made in :meth:`configure`, once the key is known.
-    _client: CompletionsClient
+    #: Made in :meth:`configure`, once the key is known; closed in :meth:`close`.
+    _client: CompletionsClient | None = None
 
     def configure(self, context: ExecutionContext) -> None:
         """Find the key and prepare the client; a missing key stops the agent's start."""
@@ -47,9 +48,22 @@ class OpenAIPlugin(Plugin):
             )
         self._client = CompletionsClient(settings, headers, logger, key)
 
+    async def close(self) -> None:
+        """Close the client's connections (the agent is stopping)."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    @hookimpl
+    def model_names(self) -> list[str]:
+        """The one model this plugin asks for: ``[model] name`` may only name it."""
+        return [self.settings.model]
+
     @hookimpl
     async def turn_reply(self, prompt: Prompt, stream: ReplyStream) -> Message:
         """Ask the server; stream when the settings say so or, by default, when someone listens."""
+        if self._client is None:
+            raise RuntimeError("the openai plugin has no client: its agent has not started, or has stopped")
         streaming = stream.active if self.settings.stream is None else self.settings.stream
         names = FunctionNames(tool.name for tool in prompt.tools)
         body = chat_request(prompt, self.settings, stream=streaming)
