@@ -40,6 +40,7 @@ from tests.support.dists import (
     Venv,
     build_distributions,
     example_plugins,
+    plugins_by_name,
     run_command,
     session_dist_dir,
 )
@@ -330,8 +331,12 @@ def test_pip_installs_every_plugin_from_the_index(
     assert not first_party & set(items), "the runtime installed with the plugins must be kept"
 
 
-def test_every_plugin_is_loaded_at_the_published_version(installed: dict[str, Any], venv: Venv) -> None:
-    records = venv.plugins()
+def test_every_plugin_is_loaded_at_the_published_version(
+    installed: dict[str, Any], venv: Venv, agents: dict[str, Agent]
+) -> None:
+    # without its [plugin.openai] table, turnkit-openai is installed but not configured
+    assert venv.plugins()["openai"]["status"] == "not configured"
+    records = plugins_by_name(json.loads(agents["main"].turnkit("plugins", "--json")))
     for project in PLUGINS:
         for name, ref in project.plugins.items():
             record = records[name]
@@ -342,9 +347,12 @@ def test_every_plugin_is_loaded_at_the_published_version(installed: dict[str, An
             assert record["hooks"], f"{name} implements no hook"
 
 
-def test_turnkit_hooks_shows_every_hook_of_every_plugin(installed: dict[str, Any], venv: Venv) -> None:
-    records = venv.plugins()
-    points = {entry["point"]: entry for entry in json.loads(venv.turnkit("hooks", "--json"))}
+def test_turnkit_hooks_shows_every_hook_of_every_plugin(
+    installed: dict[str, Any], agents: dict[str, Agent]
+) -> None:
+    main = agents["main"]  # its configuration has every plugin's table
+    records = plugins_by_name(json.loads(main.turnkit("plugins", "--json")))
+    points = {entry["point"]: entry for entry in json.loads(main.turnkit("hooks", "--json"))}
     for project in PLUGINS:
         for name in project.plugins:
             for hook in records[name]["hooks"]:
