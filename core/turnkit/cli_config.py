@@ -51,15 +51,12 @@ def check(ctx: click.Context, as_json: bool) -> None:
     Secrets are printed as [secret]. Exits 1 at the first problem, naming
     it and where it is.
     """
-    from . import toml_writer
     from .cli_run import run
 
     source, effective, warnings = run(_check, ctx.find_root().obj)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(
-        json.dumps(effective, indent=2, ensure_ascii=False) if as_json else toml_writer.dumps(effective)
-    )
+    click.echo(json.dumps(effective, indent=2, ensure_ascii=False) if as_json else toml_text(effective))
     click.echo(f"{source}: ok", err=True)
 
 
@@ -146,3 +143,18 @@ def _masked(data: Any, agent: Agent) -> Any:
         return value
 
     return agent.secrets.scrub_data(mask(data, None))
+
+
+def toml_text(data: Mapping[str, Any]) -> str:
+    """``data`` as TOML; ``None`` has no TOML spelling, so unset keys are left out (they read the same)."""
+    import tomli_w
+
+    return tomli_w.dumps(_set_only(data))
+
+
+def _set_only(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _set_only(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list | tuple):
+        return [_set_only(item) for item in value if item is not None]
+    return value
