@@ -13,17 +13,11 @@ from pathlib import Path
 
 from turnkit.agent import Agent
 
-from tests.support.dists import CliResult, run_turnkit
+from tests.support.dists import SESSION_LINE
+from tests.support.dists import turnkit_exits as turnkit
 
 PROMPT = "You are the support desk of Example Ltd.\nAnswer briefly.\n"
 CONFIG = '[agent]\ninstructions_file = "prompt.md"\n[store]\nurl = "t.db"\n'
-SESSION_LINE = re.compile(r"^session: (\S+)$", re.MULTILINE)
-
-
-def turnkit(*args: str, cwd: Path, expect: int = 0) -> CliResult:
-    result = run_turnkit(*args, cwd=cwd, timeout=60)
-    assert result.returncode == expect, str(result)
-    return result
 
 
 def home(tmp_path: Path) -> Path:

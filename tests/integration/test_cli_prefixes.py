@@ -6,20 +6,12 @@ a server is available) on PostgreSQL: the prefix lookup is a store query.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-from tests.support.dists import CliResult, run_turnkit
-
-SESSION_LINE = re.compile(r"^session: (\S+)$", re.MULTILINE)
-
-
-def turnkit(*args: str, cwd: Path, expect: int = 0) -> CliResult:
-    result = run_turnkit(*args, cwd=cwd, timeout=60)
-    assert result.returncode == expect, str(result)
-    return result
+from tests.support.dists import SESSION_LINE, CliResult
+from tests.support.dists import turnkit_exits as turnkit
 
 
 def one_line_error(result: CliResult) -> str:

@@ -20,6 +20,7 @@ from turnkit_hookspecs import ForkOptions
 
 from tests.support.dists import (
     FIXTURE_DISTS,
+    SESSION_LINE,
     CliResult,
     install_distribution,
     run_turnkit,
@@ -27,7 +28,6 @@ from tests.support.dists import (
 )
 
 CONFIG = '[store]\nurl = "t.db"\n'
-SESSION_LINE = re.compile(r"^session: (\S+)$", re.MULTILINE)
 
 
 @pytest.fixture

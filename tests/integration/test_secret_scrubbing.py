@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sqlite3
 from pathlib import Path
 
@@ -24,12 +23,11 @@ from turnkit_services.chat import ChatService
 from turnkit_services.shell import ShellService
 
 from tests.support.agents import ModelSpy, running_agent
-from tests.support.dists import run_turnkit
+from tests.support.dists import SESSION_LINE, run_turnkit
 
 KEY = "sk-proj-Zq81vXk2Lm0pRt7sW3yN"
 TOKEN = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 SECRETS = (KEY, TOKEN)
-SESSION_LINE = re.compile(r"^session: (\S+)$", re.MULTILINE)
 
 
 @pytest.fixture

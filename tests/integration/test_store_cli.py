@@ -28,7 +28,8 @@ from turnkit.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from turnkit_hookspecs import ForkOptions, Message, SessionInfo
 
 from tests.support.agents import build_agent, eventually, running_agent
-from tests.support.dists import CliResult, run_turnkit
+from tests.support.dists import CliResult
+from tests.support.dists import turnkit_exits as turnkit
 
 #: Sorts after any generated (hex) id, so a forked child's id sorts before its parent's.
 MAIN = "zzzz-main"
@@ -36,13 +37,6 @@ CRASHED = "crashed"
 #: The interrupted turn's id, after the id of the turn that re-runs it (which is random hex).
 DEAD_TURN = "f" * 32
 TURNS = {"keep_recent": 2, "inbox_poll": 0.05, "interrupted": "rerun"}
-
-
-def turnkit(*args: str, cwd: Path, expect: int = 0) -> CliResult:
-    """Run ``turnkit ARGS…`` in ``cwd``; fail with its whole output unless it exits ``expect``."""
-    result = run_turnkit(*args, cwd=cwd, timeout=60)
-    assert result.returncode == expect, str(result)
-    return result
 
 
 def one_line_error(result: CliResult, *fragments: str) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -171,6 +172,17 @@ def run_turnkit(
     with tempfile.TemporaryDirectory(prefix="turnkit-cwd-") as scratch:
         result = _run(argv, env=subprocess_env(paths, env), cwd=cwd or scratch, timeout=timeout)
     return CliResult(tuple(argv), result.returncode, result.stdout, result.stderr)
+
+
+#: How ``turnkit send`` names its session on stderr.
+SESSION_LINE = re.compile(r"^session: (\S+)$", re.MULTILINE)
+
+
+def turnkit_exits(*args: str, cwd: Path, expect: int = 0) -> CliResult:
+    """Run ``turnkit ARGS…`` in ``cwd``; fail with its whole output unless it exits ``expect``."""
+    result = run_turnkit(*args, cwd=cwd, timeout=60)
+    assert result.returncode == expect, str(result)
+    return result
 
 
 def turnkit_json(
