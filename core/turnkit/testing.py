@@ -19,6 +19,12 @@ is said first; it stops when the test ends. It runs on its own event loop in
 a background thread (:class:`~turnkit.sync.SyncAgent`), so tests are plain
 functions and effects keep running between calls; :meth:`AgentHarness.run`
 takes any coroutine to that loop.
+
+A channel is tested from the outside instead: ``turnkit_served``
+(:class:`~turnkit.testing_served.ServedAgent`) runs ``turnkit serve`` in a
+subprocess, so that a test posts platform requests to the agent's HTTP
+server, kills it between accepting a message and answering it, and starts it
+again on the same store.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from .discovery import BUILTIN_GROUP, PLUGINS_GROUP, SERVICES_GROUP, find
 from .manager import PluginManager
 from .store.records import AuditEvent
 from .sync import SyncAgent
+from .testing_served import ServedAgent
 from .tracing import TraceRecord
 
 T = TypeVar("T")
@@ -261,6 +268,16 @@ def _installed_service(name: str) -> Service:
             return service
     installed = ", ".join(c.name for c in find(SERVICES_GROUP)) or "none"
     raise LookupError(f"no installed service is named {name!r} (installed: {installed})")
+
+
+@pytest.fixture
+def turnkit_served(tmp_path: Path) -> Iterator[ServedAgent]:
+    """``turnkit serve`` run in ``tmp_path``, for channel tests (:class:`ServedAgent`)."""
+    served = ServedAgent(tmp_path)
+    try:
+        yield served
+    finally:
+        served.close()
 
 
 @pytest.fixture

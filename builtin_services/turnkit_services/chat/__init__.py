@@ -1,7 +1,25 @@
-"""The chat service: conversations over channels (terminal, HTTP API, Telegram, OpenAI-compatible)."""
+"""The chat service: conversations over channels (terminal, HTTP API, Telegram, OpenAI-compatible).
 
-from .channel import Channel, ChatOutcome, split_text
-from .service import ChatService
+What a channel distribution builds on is exported here: :class:`Channel`,
+the :class:`ChatPath` it calls, :class:`Inbox` for pushed events,
+:func:`split_text` and :func:`chat_key`; its routes raise
+:class:`~turnkit_services.chat.http_errors.ApiError` (imported from there,
+so that importing the chat service never imports the web framework).
+``docs/channel-guide.md`` is the guide.
+"""
+
+from .channel import Channel, ChatOutcome, ChatPath, split_text
+from .inbox import Inbox
+from .service import ChatService, chat_key
 from .settings import ChatSettings
 
-__all__ = ["Channel", "ChatOutcome", "ChatService", "ChatSettings", "split_text"]
+__all__ = [
+    "Channel",
+    "ChatOutcome",
+    "ChatPath",
+    "ChatService",
+    "ChatSettings",
+    "Inbox",
+    "chat_key",
+    "split_text",
+]

@@ -10,18 +10,25 @@ serves.
 
 Channels from other distributions register under the entry-point group
 ``turnkit.channels`` (``matrix = "turnkit_matrix:MatrixChannel"``); their
-settings come from ``[service.chat.channel.<name>]``.
+settings come from ``[service.chat.channel.<name>]``. A channel that
+receives over HTTP (a platform's webhooks) returns its routes from
+:meth:`Channel.routes`: they are served by the agent's one HTTP server (the
+``http`` channel), outside its bearer token, since the platforms sign their
+requests instead. ``docs/channel-guide.md`` is the author's guide.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 from turnkit_hookspecs import ChannelMessage, ChunkListener, ExecutionContext, Message, Storage, TurnResult
 
 from .settings import ChatSettings
+
+if TYPE_CHECKING:  # only channels that serve HTTP import the web framework
+    from starlette.routing import BaseRoute
 
 #: The entry-point group of channels contributed by other distributions.
 CHANNELS_GROUP = "turnkit.channels"
@@ -103,6 +110,20 @@ class Channel:
     async def run(self) -> None:
         """Receive messages until cancelled (or, for the terminal, until its user quits)."""
         raise NotImplementedError
+
+    def routes(self) -> Sequence[BaseRoute]:
+        """The HTTP (and WebSocket) routes this channel receives on; none by default.
+
+        They are mounted on the server of the ``http`` channel (which must
+        then be running too), behind its request size and time limits and
+        with its JSON error shape (raise
+        :class:`~turnkit_services.chat.http_errors.ApiError`), but **not**
+        behind its bearer token: the platform calling them cannot send it,
+        so each route checks the platform's signature itself. Two channels
+        claiming one path stop the start, naming both distributions. Called
+        once, before the server starts.
+        """
+        return ()
 
     async def deliver(self, inbound: ChannelMessage, parts: Sequence[str]) -> None:
         """Send the reply's parts to where ``inbound`` came from (default: the caller gets the outcome)."""

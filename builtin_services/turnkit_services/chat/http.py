@@ -8,7 +8,9 @@ agent. Routes: :mod:`~turnkit_services.chat.http_api` (``/api``) and
 :mod:`~turnkit_services.chat.openai_api` (``/v1``); every request passes
 :mod:`~turnkit_services.chat.http_middleware` (a catch-all, the bearer
 token, the body's size and time limits) first, and every error is JSON
-(:mod:`~turnkit_services.chat.http_errors`).
+(:mod:`~turnkit_services.chat.http_errors`). Other channels' routes (a
+platform's webhooks, :meth:`Channel.routes`) are mounted here too, by
+:meth:`HttpChannel.mount`, outside the bearer token.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ import ipaddress
 import os
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from turnkit_hookspecs import ChannelMessage, ChunkListener
 
 from .channel import Channel, ChatOutcome, ChatPath
@@ -37,6 +39,8 @@ from .openai_api import OpenAIApi
 from .settings import HttpSettings
 
 TABLE = "[service.chat.http]"
+#: Path prefixes of the HTTP API's own routes, which no other channel may claim.
+API_PREFIXES = ("/api/", "/v1/")
 
 
 class HttpChannel(Channel):
@@ -57,6 +61,32 @@ class HttpChannel(Channel):
         #: Set once :attr:`address` is known and connections are accepted.
         self.ready = asyncio.Event()
         self._turns: set[asyncio.Task[ChatOutcome]] = set()
+        #: Routes of other channels (:meth:`mount`) and, by path, who claimed them.
+        self._mounted: list[BaseRoute] = []
+        self._owners: dict[str, str] = {}
+
+    def mount(self, owner: str, routes: Sequence[BaseRoute]) -> None:
+        """Serve another channel's ``routes`` here, outside the bearer token; ``owner`` names it in errors.
+
+        ``owner`` is ``"<channel> (<distribution>)"``. A path claimed twice,
+        or one under the HTTP API's own prefixes, is refused with both
+        claimants named, before anything listens.
+        """
+        for route in routes:
+            path = _path(route)
+            if path.startswith(API_PREFIXES) or path.rstrip("/") in ("/api", "/v1"):
+                raise ValueError(
+                    f"[service.chat] channels: {owner} claims the path {path}, which belongs to the"
+                    " HTTP API of http (turnkit-services); configure the channel's path elsewhere"
+                )
+            other = self._owners.get(path)
+            if other is not None:
+                raise ValueError(
+                    f"[service.chat] channels: {other} and {owner} both claim the path {path};"
+                    " configure one of them to use another path"
+                )
+            self._owners[path] = owner
+            self._mounted.append(route)
 
     # ------------------------------------------------------------------ serving
 
@@ -101,9 +131,10 @@ class HttpChannel(Channel):
         if self.settings.openai:
             routes += OpenAIApi(self).routes()
         settings = self.settings
+        routes += self._mounted
         middleware = [Middleware(CatchAll, logger=self.chat.context.logger)]
         if token is not None:
-            middleware.append(Middleware(BearerAuth, token=token))
+            middleware.append(Middleware(BearerAuth, token=token, open_routes=tuple(self._mounted)))
         middleware.append(
             Middleware(BodyLimits, max_body=settings.max_body, read_timeout=settings.read_timeout)
         )
@@ -234,6 +265,13 @@ def _cannot_listen(host: str, port: int, error: OSError) -> OSError:
     failure = OSError(f"{TABLE} cannot listen on {host}:{port}: {error.strerror or error}")
     failure.errno = error.errno  # kept for callers, out of the message (no "[Errno 98]")
     return failure
+
+
+def _path(route: BaseRoute) -> str:
+    """The path a route serves (what two channels must not share)."""
+    if isinstance(route, Route | WebSocketRoute | Mount):
+        return route.path
+    raise ValueError(f"a channel route must be a Route, WebSocketRoute or Mount, got {type(route).__name__}")
 
 
 def _loopback(host: str) -> bool:

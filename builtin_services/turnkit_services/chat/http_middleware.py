@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Sequence
 
 from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .http_errors import ApiError, brief, error_response, internal_error
@@ -20,15 +22,20 @@ class BearerAuth:
     """Refuse, with 401 and a JSON body, any request without ``Authorization: Bearer <token>``.
 
     The comparison takes the same time whatever the token sent, so that
-    timing does not reveal how much of it was right.
+    timing does not reveal how much of it was right. Requests to
+    ``open_routes`` (other channels' webhooks, which the platforms sign
+    instead) pass without it.
     """
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, open_routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
         self.token = token.encode()
+        self.open_routes = tuple(open_routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or any(
+            route.matches(scope)[0] != Match.NONE for route in self.open_routes
+        ):
             await self.app(scope, receive, send)
             return
         problem = self._problem(_header(scope, b"authorization"))

@@ -15,6 +15,7 @@ import asyncio
 import difflib
 import importlib
 from collections.abc import Mapping
+from importlib.metadata import EntryPoint
 from typing import Any
 
 import attrs
@@ -63,6 +64,8 @@ class ChatService(Service):
     def __init__(self) -> None:
         #: The channels of ``[service.chat] channels``, made at start and run while serving.
         self.channels: dict[str, Channel] = {}
+        #: The channels other distributions register, read once at start (it scans every distribution).
+        self.plugin_channels: dict[str, EntryPoint] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -71,7 +74,8 @@ class ChatService(Service):
         self.context = context
         if self.settings is None:
             self.settings = ChatSettings()
-        known = {*BUILTIN_CHANNELS, *_plugin_channels()}
+        self.plugin_channels = _plugin_channels()
+        known = {*BUILTIN_CHANNELS, *self.plugin_channels}
         unknown = [name for name in self.settings.channels if name not in known]
         if unknown:
             close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
@@ -88,6 +92,7 @@ class ChatService(Service):
         serve (``turnkit send``) never import a web server.
         """
         self.channels = {name: self._make_channel(name) for name in self.settings.channels}
+        self._mount_routes()
         if not self.channels:
             await asyncio.Event().wait()  # nothing to run: serve until cancelled
         tasks = [asyncio.create_task(c.run(), name=f"chat channel {n}") for n, c in self.channels.items()]
@@ -103,8 +108,30 @@ class ChatService(Service):
             if error is not None:
                 raise error
 
+    def _mount_routes(self) -> None:
+        """Give the channels' HTTP routes to the ``http`` channel's server, which serves them all.
+
+        A channel with routes needs ``http`` running beside it; a path two
+        channels claim stops the start with both named.
+        """
+        from .http import HttpChannel  # channels without routes never import the web server
+
+        server = self.channels.get("http")
+        for name, channel in self.channels.items():
+            routes = channel.routes()
+            if not routes:
+                continue
+            if not isinstance(server, HttpChannel):
+                raise ValueError(
+                    f"[service.chat] channels: {name!r} receives over HTTP, on the http channel's"
+                    f" server: add 'http' to channels (listed: {', '.join(self.settings.channels)})"
+                )
+            entry_point = self.plugin_channels.get(name)
+            distribution = entry_point.dist.name if entry_point and entry_point.dist else "turnkit-services"
+            server.mount(f"{name} ({distribution})", routes)
+
     def _make_channel(self, name: str) -> Channel:
-        target = BUILTIN_CHANNELS.get(name) or _plugin_channels()[name]
+        target = BUILTIN_CHANNELS.get(name) or self.plugin_channels[name].value
         module, _, attribute = target.partition(":")
         try:
             channel_class: type[Channel] = getattr(importlib.import_module(module), attribute)
@@ -301,10 +328,10 @@ def _without_message(inbound: ChannelMessage) -> dict[str, Any]:
     }
 
 
-def _plugin_channels() -> dict[str, str]:
+def _plugin_channels() -> dict[str, EntryPoint]:
     from importlib.metadata import entry_points
 
-    return {ep.name: ep.value for ep in entry_points(group=CHANNELS_GROUP)}
+    return {ep.name: ep for ep in entry_points(group=CHANNELS_GROUP)}
 
 
 def _structure_table(channel_class: type[Channel], table: Mapping[str, Any], name: str) -> Any:
