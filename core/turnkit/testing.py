@@ -24,7 +24,9 @@ A channel is tested from the outside instead: ``turnkit_served``
 (:class:`~turnkit.testing_served.ServedAgent`) runs ``turnkit serve`` in a
 subprocess, so that a test posts platform requests to the agent's HTTP
 server, kills it between accepting a message and answering it, and starts it
-again on the same store.
+again on the same store; ``turnkit_endpoint``
+(:class:`~turnkit.testing_endpoint.RecordingEndpoint`) plays the platform's
+send endpoint on loopback.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from .discovery import BUILTIN_GROUP, PLUGINS_GROUP, SERVICES_GROUP, find
 from .manager import PluginManager
 from .store.records import AuditEvent
 from .sync import SyncAgent
+from .testing_endpoint import RecordingEndpoint
 from .testing_served import ServedAgent
 from .tracing import TraceRecord
 
@@ -278,6 +281,16 @@ def turnkit_served(tmp_path: Path) -> Iterator[ServedAgent]:
         yield served
     finally:
         served.close()
+
+
+@pytest.fixture
+def turnkit_endpoint() -> Iterator[RecordingEndpoint]:
+    """A loopback server recording what a channel sends its platform (:class:`RecordingEndpoint`)."""
+    endpoint = RecordingEndpoint()
+    try:
+        yield endpoint
+    finally:
+        endpoint.close()
 
 
 @pytest.fixture

@@ -3,67 +3,23 @@
 The channel under test is a real distribution (``turnkit-fixture-webhook``,
 installed into a private folder on the served agent's ``PYTHONPATH``) whose
 "platform" is this module: it posts events to the channel's route, and a
-loopback :class:`ReplyRecorder` plays the platform's send endpoint.
+loopback :class:`~turnkit.testing_endpoint.RecordingEndpoint` (the
+``turnkit_endpoint`` fixture) plays the platform's send endpoint.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+from turnkit.testing_endpoint import RecordingEndpoint
 from turnkit.testing_served import ServedAgent
 
 from tests.support.dists import FIXTURE_DISTS, install_distribution
 
 EVENTS = "/channels/hook/events"
 TOKEN = "api-token-for-the-test"
-
-
-class ReplyRecorder:
-    """The platform's send endpoint on loopback: records each part, or fails while told to."""
-
-    def __init__(self) -> None:
-        self.parts: list[dict[str, Any]] = []
-        #: Requests to refuse with 500 before accepting again (``None``: refuse all).
-        self.failing: int | None = 0
-        self.refused = 0
-        self._lock = threading.Lock()
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with recorder._lock:
-                    fail = recorder.failing is None or recorder.failing > 0
-                    if fail:
-                        recorder.refused += 1
-                        if recorder.failing:
-                            recorder.failing -= 1
-                    else:
-                        recorder.parts.append(body)
-                self.send_response(500 if fail else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/replies"
-
-    def texts(self, chat: str) -> list[str]:
-        with self._lock:
-            return [part["text"] for part in self.parts if part["chat"] == chat]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -76,28 +32,31 @@ def webhook_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def recorder() -> Iterator[ReplyRecorder]:
-    recorder = ReplyRecorder()
-    yield recorder
-    recorder.close()
+def platform(turnkit_endpoint: RecordingEndpoint) -> RecordingEndpoint:
+    """The platform's send endpoint, where the hook channel posts replies."""
+    return turnkit_endpoint
 
 
 @pytest.fixture
 def served(
-    turnkit_served: ServedAgent, webhook_dists: dict[str, Path], recorder: ReplyRecorder
+    turnkit_served: ServedAgent, webhook_dists: dict[str, Path], platform: RecordingEndpoint
 ) -> ServedAgent:
-    """An agent serving ``http`` (with a token) and the ``hook`` channel, replies going to ``recorder``."""
+    """An agent serving ``http`` (with a token) and the ``hook`` channel, replies going to ``platform``."""
     turnkit_served.env["PYTHONPATH"] = str(webhook_dists["webhook"])
     turnkit_served.configure(
         service={
             "chat": {
                 "channels": ["http", "hook"],
                 "http": {"token": TOKEN, "max_body": 4096},
-                "channel": {"hook": {"reply_url": recorder.url}},
+                "channel": {"hook": {"reply_url": f"{platform.url}/replies"}},
             }
         }
     )
     return turnkit_served
+
+
+def texts(platform: RecordingEndpoint, chat: str) -> list[str]:
+    return [body["text"] for body in platform.bodies() if body["chat"] == chat]
 
 
 def event(event_id: str, chat: str, text: str) -> bytes:
@@ -105,7 +64,7 @@ def event(event_id: str, chat: str, text: str) -> bytes:
 
 
 def test_a_channel_route_is_served_outside_the_api_token_and_its_reply_split(
-    served: ServedAgent, recorder: ReplyRecorder
+    served: ServedAgent, platform: RecordingEndpoint
 ) -> None:
     served.start()
     assert served.post("/api/chats/alice/messages", b'{"text": "hi"}').status == 401
@@ -113,8 +72,8 @@ def test_a_channel_route_is_served_outside_the_api_token_and_its_reply_split(
     answer = served.post(EVENTS, event("e1", "alice", "hello there, platform"))
 
     assert (answer.status, answer.json()) == (200, {"accepted": True})
-    served.wait_for(lambda: len(recorder.texts("alice")) == 3)
-    assert recorder.texts("alice") == ["hello", "there,", "platform"]  # the echo model, split to 10
+    served.wait_for(lambda: len(texts(platform, "alice")) == 3)
+    assert texts(platform, "alice") == ["hello", "there,", "platform"]  # the echo model, split to 10
     assert [(t["channel"], t["chat_id"], t["inbound"]) for t in served.turns()] == [
         ("hook", "alice", "hello there, platform")
     ]
@@ -134,21 +93,21 @@ def test_channel_routes_get_the_servers_size_limit_and_json_errors(served: Serve
 
 
 def test_an_event_sent_again_is_acknowledged_and_dropped(
-    served: ServedAgent, recorder: ReplyRecorder
+    served: ServedAgent, platform: RecordingEndpoint
 ) -> None:
     served.start()
 
     first = served.post(EVENTS, event("e1", "alice", "once"))
-    served.wait_for(lambda: recorder.texts("alice") == ["once"])
+    served.wait_for(lambda: texts(platform, "alice") == ["once"])
     again = served.post(EVENTS, event("e1", "alice", "once"))
 
     assert (first.json(), again.json()) == ({"accepted": True}, {"accepted": False})
     assert len(served.turns()) == 1
-    assert recorder.texts("alice") == ["once"]
+    assert texts(platform, "alice") == ["once"]
 
 
 def test_a_chats_events_are_answered_in_the_order_accepted(
-    served: ServedAgent, recorder: ReplyRecorder
+    served: ServedAgent, platform: RecordingEndpoint
 ) -> None:
     served.start()
 
@@ -156,49 +115,49 @@ def test_a_chats_events_are_answered_in_the_order_accepted(
         served.post(EVENTS, event(f"a{index}", "alice", f"a{index}"))
         served.post(EVENTS, event(f"b{index}", "bob", f"b{index}"))
 
-    served.wait_for(lambda: len(recorder.texts("alice")) == 6 and len(recorder.texts("bob")) == 6)
-    assert recorder.texts("alice") == [f"a{i}" for i in range(6)]
-    assert recorder.texts("bob") == [f"b{i}" for i in range(6)]
+    served.wait_for(lambda: len(texts(platform, "alice")) == 6 and len(texts(platform, "bob")) == 6)
+    assert texts(platform, "alice") == [f"a{i}" for i in range(6)]
+    assert texts(platform, "bob") == [f"b{i}" for i in range(6)]
     assert len({t["session_id"] for t in served.turns()}) == 2
 
 
 def test_a_failed_delivery_is_retried_with_the_same_turns_reply(
-    served: ServedAgent, recorder: ReplyRecorder
+    served: ServedAgent, platform: RecordingEndpoint
 ) -> None:
-    recorder.failing = 2
+    platform.fail(2)
     served.start()
 
     served.post(EVENTS, event("e1", "alice", "retry me"))
 
-    served.wait_for(lambda: recorder.texts("alice") == ["retry me"], timeout=20)
-    assert recorder.refused == 2
+    served.wait_for(lambda: texts(platform, "alice") == ["retry me"], timeout=20)
+    assert platform.refused == 2
     assert [t["status"] for t in served.turns()] == ["completed"]
 
 
 def test_an_event_accepted_before_a_crash_gets_one_turn_and_its_reply_after_the_restart(
-    served: ServedAgent, recorder: ReplyRecorder
+    served: ServedAgent, platform: RecordingEndpoint
 ) -> None:
-    recorder.failing = None  # the platform's send endpoint is down: the reply cannot go out
+    platform.fail(None)  # the platform's send endpoint is down: the reply cannot go out
     served.start()
     assert served.post(EVENTS, event("e1", "alice", "survive")).json() == {"accepted": True}
-    served.wait_for(lambda: recorder.refused >= 1)
+    served.wait_for(lambda: platform.refused >= 1)
 
     served.kill()  # accepted, turn run, reply not delivered
-    recorder.failing = 0
+    platform.fail(0)
     served.start()
 
-    served.wait_for(lambda: recorder.texts("alice") == ["survive"], timeout=30)
+    served.wait_for(lambda: texts(platform, "alice") == ["survive"], timeout=30)
     assert served.post(EVENTS, event("e1", "alice", "survive")).json() == {"accepted": False}
     turns = served.turns()
     assert [(t["inbound"], t["status"]) for t in turns] == [("survive", "completed")]
 
 
 def test_an_event_sent_again_after_a_restart_is_still_dropped(
-    served: ServedAgent, recorder: ReplyRecorder
+    served: ServedAgent, platform: RecordingEndpoint
 ) -> None:
     served.start()
     served.post(EVENTS, event("e1", "alice", "before"))
-    served.wait_for(lambda: recorder.texts("alice") == ["before"])
+    served.wait_for(lambda: texts(platform, "alice") == ["before"])
     assert served.stop() == 0
 
     served.start()
