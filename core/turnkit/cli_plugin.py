@@ -29,19 +29,26 @@ def plugin() -> None:
     help="The author's name, for the package metadata and the license [default: git's user.name].",
 )
 @click.option("--description", help="One line saying what the plugin does (the summary shown on PyPI).")
-def new(name: str, directory: str, author: str | None, description: str | None) -> None:
-    """Create turnkit-NAME/: a plugin distribution with tests, ready to build and publish.
+@click.option(
+    "--channel",
+    is_flag=True,
+    help="Make a chat channel (a platform's webhooks in, replies out) instead of a plugin.",
+)
+def new(name: str, directory: str, author: str | None, description: str | None, channel: bool) -> None:
+    """Create turnkit-NAME/: a plugin (or channel) distribution with tests, ready to build and publish.
 
     NAME is the plugin's entry point name and the name of its [plugin.NAME]
-    table: lowercase letters, digits and dashes, starting with a letter. The
-    import package is turnkit_NAME (dashes become underscores).
+    table (a channel's: its name in [service.chat] channels, and its
+    [service.chat.channel.NAME] table): lowercase letters, digits and
+    dashes, starting with a letter. The import package is turnkit_NAME
+    (dashes become underscores).
     """
     from pathlib import Path
 
     from .scaffold import PluginNames, ScaffoldError, create
 
     try:
-        names = PluginNames.of(name)
+        names = PluginNames.of(name, channel=channel)
     except ScaffoldError as exc:
         raise click.BadParameter(str(exc), param_hint="NAME") from exc
     try:
@@ -51,12 +58,23 @@ def new(name: str, directory: str, author: str | None, description: str | None) 
     click.echo(f"created {names.distribution} in {root}:")
     for file in files:
         click.echo(f"    {file}")
+    if channel:
+        what = (
+            f"The channel {names.class_name} (src/{names.package}/__init__.py) receives signed webhooks"
+            " and posts its replies; replace that protocol by your platform's."
+        )
+        check = f"    turnkit serve                 # with {name} in [service.chat] channels: README.md\n"
+    else:
+        what = (
+            f"The plugin {names.class_name} (src/{names.package}/__init__.py) holds one example per kind"
+            " of extension point."
+        )
+        check = f"    turnkit hooks turn_authorize  # {name} is loaded, and where it runs\n"
     click.echo(
-        f"\nThe plugin {names.class_name} (src/{names.package}/__init__.py) holds one example per kind"
-        " of extension point.\n\nNext steps:\n"
+        f"\n{what}\n\nNext steps:\n"
         f"    cd {root}\n"
-        '    pip install -e ".[test]"    # the plugin, turnkit and pytest\n'
+        '    pip install -e ".[test]"    # the distribution, turnkit and pytest\n'
         "    pytest                      # the generated tests pass as they are\n"
-        f"    turnkit hooks turn_authorize  # {name} is loaded, and where it runs\n"
+        f"{check}"
         "    python -m build && twine check --strict dist/*   # then: twine upload dist/*"
     )

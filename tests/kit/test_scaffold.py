@@ -237,3 +237,64 @@ def test_plugin_names_derive_the_package_and_the_class() -> None:
 )
 def test_compatible_range_follows_semver(version: str, expected: str) -> None:
     assert compatible_range(version) == expected
+
+
+# ------------------------------------------------------------------ a channel (--channel)
+
+CHANNEL = "shout-hook"
+CHANNEL_FILES = {
+    ".gitignore",
+    "LICENSE",
+    "README.md",
+    "pyproject.toml",
+    "src/turnkit_shout_hook/__init__.py",
+    "src/turnkit_shout_hook/py.typed",
+    "tests/test_channel.py",
+}
+
+
+@pytest.fixture(scope="module")
+def generated_channel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CliResult]:
+    """A channel generated once for the module: the project folder and what the command printed."""
+    where = tmp_path_factory.mktemp("generated-channel")
+    result = new_plugin(CHANNEL, "--channel", "--author", AUTHOR, cwd=where)
+    assert result.returncode == 0, str(result)
+    return where / f"turnkit-{CHANNEL}", result
+
+
+def test_new_channel_creates_a_channel_distribution(generated_channel: tuple[Path, CliResult]) -> None:
+    project, result = generated_channel
+    assert files_under(project) == CHANNEL_FILES
+    assert "The channel ShoutHookChannel" in result.stdout
+    meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert meta["entry-points"] == {"turnkit.channels": {CHANNEL: "turnkit_shout_hook:ShoutHookChannel"}}
+    services = compatible_range(metadata.version("turnkit-services"))
+    assert f"turnkit-services{services}" in meta["dependencies"]
+    assert not [dep for dep in meta["dependencies"] if re.match(r"turnkit[<>=!~ ]", dep)], "needs the runtime"
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    for expected in (
+        f"pip install turnkit-{CHANNEL}",
+        f"[service.chat.channel.{CHANNEL}]",
+        "SHOUT_HOOK_SECRET",
+    ):
+        assert expected in readme
+
+
+def test_the_generated_channel_tests_pass_with_the_channel_installed(
+    generated_channel: tuple[Path, CliResult], tmp_path: Path
+) -> None:
+    project, _ = generated_channel
+    installed = install_distribution(project, tmp_path / "packages")
+    result = run_pytest(project, paths=[installed])
+    written = len(re.findall(r"^def test_", (project / "tests" / "test_channel.py").read_text(), re.M))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{written} passed" in result.stdout, result.stdout
+
+
+def test_the_generated_channel_tests_say_to_install_it_first(
+    generated_channel: tuple[Path, CliResult],
+) -> None:
+    project, _ = generated_channel
+    result = run_pytest(project)
+    assert result.returncode != 0
+    assert f"the {CHANNEL} channel is not installed" in result.stdout + result.stderr

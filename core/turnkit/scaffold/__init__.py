@@ -1,4 +1,4 @@
-"""``turnkit plugin new``: a new plugin distribution, ready to test, build and publish.
+"""``turnkit plugin new``: a new plugin (or channel) distribution, ready to test, build and publish.
 
 The files are rendered from the templates in ``templates/`` (package data,
 ``string.Template`` syntax: ``$name``, ``$$`` for a dollar sign) and written
@@ -8,7 +8,9 @@ failed run never leaves half a project behind or touches an existing one.
 The dependency pins come from the installed distributions: the plugin needs
 the contract it was generated against (``turnkit-hookspecs>=X.Y.Z`` up to the
 next incompatible release), and its tests the runtime providing the
-``turnkit_agent`` fixture.
+``turnkit_agent`` fixture. A channel (``--channel``) needs the chat service's
+channel kit as well (``turnkit-services``), and its tests the runtime's
+``turnkit_served`` and ``turnkit_endpoint`` fixtures.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ..errors import TurnkitError
 #: A plugin name: lowercase letters, digits and single dashes, starting with a letter.
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 
-#: Every file of a new project: its path (``{package}`` is replaced) -> its template.
+#: Every file of a new plugin project: its path (``{package}`` is replaced) -> its template.
 FILES: Mapping[str, str] = {
     "pyproject.toml": "pyproject.toml.tmpl",
     "README.md": "README.md.tmpl",
@@ -40,6 +42,35 @@ FILES: Mapping[str, str] = {
     "src/{package}/py.typed": "py.typed.tmpl",
     "tests/test_plugin.py": "test_plugin.py.tmpl",
 }
+#: Every file of a new channel project: the same skeleton, with a channel's module, tests and README.
+CHANNEL_FILES: Mapping[str, str] = {
+    "pyproject.toml": "pyproject.toml.tmpl",
+    "README.md": "channel_README.md.tmpl",
+    "LICENSE": "LICENSE.tmpl",
+    ".gitignore": "gitignore.tmpl",
+    "src/{package}/__init__.py": "channel.py.tmpl",
+    "src/{package}/py.typed": "py.typed.tmpl",
+    "tests/test_channel.py": "test_channel.py.tmpl",
+}
+
+#: What differs in ``pyproject.toml`` between a plugin and a channel.
+_PLUGIN_DEPENDENCIES = """\
+# A plugin depends on the turnkit contract only, never on the runtime; attrs
+# (for the settings class) comes with the contract but is used directly.
+dependencies = ["{hookspecs}", "attrs>=23.1"]"""
+_CHANNEL_DEPENDENCIES = """\
+# A channel builds on the chat service's channel kit (turnkit-services) and the
+# contract, never on the runtime; the web framework for its routes and the HTTP
+# client for its replies come with the kit but are used directly.
+dependencies = ["{hookspecs}", "{services}", "attrs>=23.1", "httpx>=0.27", "starlette>=0.37"]"""
+_PLUGIN_ENTRY_POINT = """\
+# How turnkit finds the plugin: the entry point's name is the plugin's name
+# (its [plugin.{name}] table); it names the class turnkit makes one instance of per agent.
+[project.entry-points."turnkit.plugins"]"""
+_CHANNEL_ENTRY_POINT = """\
+# How the chat service finds the channel: the entry point's name is the channel's
+# name (in [service.chat] channels, settings in [service.chat.channel.{name}]).
+[project.entry-points."turnkit.channels"]"""
 
 
 class ScaffoldError(TurnkitError):
@@ -60,9 +91,11 @@ class PluginNames:
     distribution: str
     package: str
     class_name: str
+    #: A channel (``turnkit.channels``, a :class:`Channel` subclass) rather than a plugin.
+    channel: bool = False
 
     @classmethod
-    def of(cls, name: str) -> PluginNames:
+    def of(cls, name: str, *, channel: bool = False) -> PluginNames:
         """Check ``name`` and derive the others from it (``rate-limit`` -> ``turnkit_rate_limit`` …)."""
         if name.startswith("turnkit-") and NAME_PATTERN.fullmatch(name):
             short = name.removeprefix("turnkit-")
@@ -81,7 +114,8 @@ class PluginNames:
             name=name,
             distribution=f"turnkit-{name}",
             package="turnkit_" + "_".join(words),
-            class_name="".join(word.capitalize() for word in words) + "Plugin",
+            class_name="".join(word.capitalize() for word in words) + ("Channel" if channel else "Plugin"),
+            channel=channel,
         )
 
 
@@ -140,15 +174,23 @@ def render(names: PluginNames, *, author: str, description: str, year: int) -> d
         "author_toml": json.dumps(author),
         "description_toml": json.dumps(description),
         "year": str(year),
-        "hookspecs_requirement": _requirement("turnkit-hookspecs"),
         "turnkit_requirement": _requirement("turnkit"),
+        # the channel's secret's environment variable: ``SHOUT_BACK_SECRET``
+        "env_prefix": names.package.removeprefix("turnkit_").upper(),
+        "keyword": "turnkit-channel" if names.channel else "turnkit-plugin",
+        "dependencies": (_CHANNEL_DEPENDENCIES if names.channel else _PLUGIN_DEPENDENCIES).format(
+            hookspecs=_requirement("turnkit-hookspecs"), services=_requirement("turnkit-services")
+        ),
+        "entry_point": (_CHANNEL_ENTRY_POINT if names.channel else _PLUGIN_ENTRY_POINT).format(
+            name=names.name
+        ),
     }
     templates = resources.files(__name__) / "templates"
     return {
         path.format(package=names.package): Template((templates / template).read_text("utf-8")).substitute(
             values
         )
-        for path, template in FILES.items()
+        for path, template in (CHANNEL_FILES if names.channel else FILES).items()
     }
 
 
