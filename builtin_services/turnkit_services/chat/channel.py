@@ -121,7 +121,9 @@ class Channel:
         behind its bearer token: the platform calling them cannot send it,
         so each route checks the platform's signature itself. Two channels
         claiming one path stop the start, naming both distributions. Called
-        once, before the server starts.
+        once, before the server starts. A ``WebSocketRoute`` needs a
+        WebSocket library for the server (uvicorn): a channel with one
+        depends on ``websockets`` itself.
         """
         return ()
 

@@ -160,7 +160,7 @@ class Inbox:
                 )
             except StorageConflict:  # another worker took it up first
                 continue
-            self.chat.context.logger.info(
+            self.chat.context.logger.warning(
                 "%s channel: taking up event %s that worker %s left unanswered",
                 self.channel.name,
                 record.key,
