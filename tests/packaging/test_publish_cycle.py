@@ -16,14 +16,22 @@ run without them.
 
 The tests share the venv and run in file order: those after
 ``test_pip_uninstall_removes_every_plugin`` see the venv without plugins.
+The example channels take part too: one ``turnkit serve`` answers a
+message from each channel's platform (Feishu, QQ, a OneBot implementation),
+played on loopback by :mod:`tests.support.platforms`.
+
 Run by ``tox -e packaging`` (``-m packaging``), which installs pypiserver.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,7 +43,6 @@ import pytest
 
 from tests.support.dists import (
     FIRST_PARTY,
-    PLUGINS_GROUP,
     CliResult,
     Venv,
     build_distributions,
@@ -45,6 +52,15 @@ from tests.support.dists import (
     session_dist_dir,
 )
 from tests.support.index_server import IndexServer, index_server, sha256_of
+from tests.support.platforms import (
+    Serving,
+    feishu_event,
+    free_port,
+    onebot_exchange,
+    platform,
+    qq_callback,
+    wait_until,
+)
 
 pytestmark = pytest.mark.packaging
 
@@ -276,20 +292,21 @@ def uninstalled(installed: dict[str, Any], venv: Venv) -> None:
 
 
 def test_every_example_plugin_builds_an_sdist_and_a_wheel(dist_dir: Path) -> None:
-    require("turnkit-redact", "turnkit-jsonl-audit")
+    require("turnkit-redact", "turnkit-jsonl-audit", "turnkit-onebot")
     for project in PLUGINS:
-        assert project.plugins, f"{project.name} declares no {PLUGINS_GROUP} entry point"
+        assert project.plugins or project.channels, f"{project.name} declares no entry point of turnkit"
         for name in project.files:
             assert (dist_dir / name).is_file(), f"{project.name}: {name} was not built"
         with ZipFile(dist_dir / project.wheel) as wheel:
             names = wheel.namelist()
             entry_points = wheel.read(f"{project.stem}-{project.version}.dist-info/entry_points.txt").decode()
         assert not [n for n in names if n.startswith("tests/")], f"{project.name} ships its tests"
-        for module in {ref.split(":")[0] for ref in project.plugins.values()}:
+        references = {**project.plugins, **project.channels}
+        for module in {ref.split(":")[0] for ref in references.values()}:
             package = module.split(".")[0]
             assert f"{package}/__init__.py" in names, f"{project.name}: no package {package}"
             assert f"{package}/py.typed" in names, f"{project.name}: {package} is not marked typed"
-        for name, ref in project.plugins.items():
+        for name, ref in references.items():
             assert f"{name} = {ref}" in entry_points, f"{project.name}: entry point {name} missing"
 
 
@@ -442,11 +459,107 @@ def test_summarizer_compresses_a_full_context_window(
     assert reply_text({"reply": summary}).startswith("Summary of earlier conversation (extractive):")
 
 
+# ------------------------------------------------------------- channels
+
+CHANNEL_SECRETS = {
+    "FEISHU_APP_SECRET": "feishu-app-secret-loopback",
+    "QQ_BOT_SECRET": "qq-bot-secret-loopback",
+    "ONEBOT_ACCESS_TOKEN": "onebot-token-loopback",
+}
+VERIFICATION_TOKEN = "feishu-verification-loopback"
+
+
+def channels_config(port: int, platform_url: str) -> str:
+    """An agent serving every example channel beside the HTTP API, each platform on loopback."""
+    return f"""
+[store]
+url = "channels.db"
+
+[service.chat]
+channels = ["http", "feishu", "qq", "onebot"]
+
+[service.chat.http]
+host = "127.0.0.1"
+port = {port}
+
+[service.chat.channel.feishu]
+app_id = "cli_loopback"
+verification_token = "{VERIFICATION_TOKEN}"
+base_url = "{platform_url}"
+
+[service.chat.channel.qq]
+app_id = "102000001"
+api_base = "{platform_url}"
+token_url = "{platform_url}/app/getAppAccessToken"
+"""
+
+
+def test_every_channel_answers_a_turn_from_its_platform(
+    installed: dict[str, Any], venv: Venv, tmp_path: Path
+) -> None:
+    require("turnkit-feishu", "turnkit-qq", "turnkit-onebot")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TURNKIT_")} | CHANNEL_SECRETS
+    with platform() as loopback:
+        (tmp_path / "turnkit.toml").write_text(channels_config(port, loopback.url), encoding="utf-8")
+        served = Serving(venv.bin / "turnkit", tmp_path, env)
+        try:
+            feishu = post_json(
+                port,
+                "/channels/feishu/events",
+                feishu_event("ev-1", VERIFICATION_TOKEN, "om_1", "oc_1", "hello feishu"),
+            )
+            body, headers = qq_callback(
+                CHANNEL_SECRETS["QQ_BOT_SECRET"], "qq-ev-1", "user-openid-1", "hello qq"
+            )
+            qq = post_json(port, "/channels/qq/webhook", body, headers)
+            call = asyncio.run(
+                onebot_exchange(
+                    f"ws://127.0.0.1:{port}/onebot/v11/ws",
+                    CHANNEL_SECRETS["ONEBOT_ACCESS_TOKEN"],
+                    10001,
+                    42,
+                    "hello onebot",
+                )
+            )
+            assert wait_until(lambda: len(loopback.sent) == 2), "".join(served.output)
+        finally:
+            served.stop()
+    assert feishu[0] == 200, feishu
+    assert qq == (200, {"op": 12, "d": 0})
+    sent = dict(loopback.sent)
+    assert json.loads(sent["/open-apis/im/v1/messages/om_1/reply"]["content"]) == {"text": "hello feishu"}
+    assert sent["/v2/users/user-openid-1/messages"]["content"] == "hello qq"
+    assert call["action"] == "send_private_msg"
+    assert call["params"]["user_id"] == 42
+    assert "hello onebot" in json.dumps(call["params"]["message"])
+    sessions = json.loads(
+        venv.turnkit("--config", str(tmp_path / "turnkit.toml"), "sessions", "list", "--json", cwd=tmp_path)
+    )
+    assert len(sessions) == 3
+
+
+def post_json(port: int, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """POST ``body`` to the served agent; its status and JSON answer."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=body, headers=headers or {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
 # ------------------------------------------------------------- uninstalled
 
 
 def test_pip_uninstall_removes_every_plugin(uninstalled: None, venv: Venv) -> None:
     assert venv.plugins() == {}
+    probe = (
+        "import importlib.metadata as m; print([p.name for p in m.entry_points(group='turnkit.channels')])"
+    )
+    assert venv.python("-c", probe).strip() == "[]"
     points = json.loads(venv.turnkit("hooks", "--json"))
     plugin_dists = {project.name for project in PLUGINS}
     assert not [i for e in points for i in e["implementations"] if i["distribution"] in plugin_dists]

@@ -47,6 +47,8 @@ EXAMPLE_PLUGINS = REPO / "example_plugins"
 
 #: The entry point group plugins register under.
 PLUGINS_GROUP = "turnkit.plugins"
+#: The entry point group chat channels register under.
+CHANNELS_GROUP = "turnkit.channels"
 
 #: Variables of the environment that steer turnkit; never inherited by the subprocess.
 TURNKIT_ENV_PREFIX = "TURNKIT_"
@@ -274,6 +276,11 @@ class Project:
     def plugins(self) -> Mapping[str, str]:
         """The project's ``turnkit.plugins`` entry points: name -> module or ``module:Class``."""
         return self.entry_points.get(PLUGINS_GROUP, {})
+
+    @property
+    def channels(self) -> Mapping[str, str]:
+        """The project's ``turnkit.channels`` entry points: name -> ``module:Class``."""
+        return self.entry_points.get(CHANNELS_GROUP, {})
 
 
 #: The three first-party distributions a user installs to run turnkit, in dependency order.
