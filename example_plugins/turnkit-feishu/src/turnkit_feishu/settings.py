@@ -10,11 +10,10 @@ alone sees the agent's environment: :meth:`FeishuSettings.secrets`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 from attrs.validators import gt, le
+from turnkit_services.chat.validators import http_url, not_blank, route_path
 
 #: The configuration table, as error messages name it.
 TABLE = "[service.chat.channel.feishu]"
@@ -29,22 +28,6 @@ DEFAULT_MAX_LENGTH = 4000
 #: The most ``max_length`` may be: 20000 characters of the worst kind (a control character,
 #: escaped twice: once inside ``content``, once in the request) are 140 KB, under Feishu's 150 KB.
 MAX_LENGTH_LIMIT = 20000
-
-
-def _http_url(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError(f"{attribute.name} must be an http:// or https:// URL, got {value!r}")
-
-
-def _not_blank(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
-    if not value.strip():
-        raise ValueError(f"{attribute.name} must not be empty")
-
-
-def _route_path(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
-    if not value.startswith("/"):
-        raise ValueError(f"{attribute.name} must start with '/', got {value!r}")
 
 
 @attrs.frozen
@@ -71,14 +54,14 @@ class FeishuSettings:
     accepted events wait before another worker (or its restart) answers them.
     """
 
-    app_id: str = attrs.field(validator=_not_blank)
+    app_id: str = attrs.field(validator=not_blank)
     app_secret: str | None = None
     app_secret_env: str = DEFAULT_APP_SECRET_ENV
     encrypt_key: str | None = None
     encrypt_key_env: str = DEFAULT_ENCRYPT_KEY_ENV
     verification_token: str | None = None
-    base_url: str = attrs.field(default=DEFAULT_BASE_URL, validator=_http_url)
-    path: str = attrs.field(default=DEFAULT_PATH, validator=_route_path)
+    base_url: str = attrs.field(default=DEFAULT_BASE_URL, validator=http_url)
+    path: str = attrs.field(default=DEFAULT_PATH, validator=route_path)
     max_length: int = attrs.field(default=DEFAULT_MAX_LENGTH, validator=[gt(0), le(MAX_LENGTH_LIMIT)])
     lease_ttl: float = attrs.field(default=10.0, validator=gt(0))
     replay_window: float = attrs.field(default=300.0, validator=gt(0))

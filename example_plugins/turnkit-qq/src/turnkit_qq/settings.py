@@ -9,10 +9,8 @@ execution context knows the agent's environment.
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import urlsplit
-
 import attrs
+from turnkit_services.chat.validators import http_url, not_blank, route_path
 
 #: The table, as the error messages name it.
 TABLE = "[service.chat.channel.qq]"
@@ -22,22 +20,6 @@ DEFAULT_API_BASE = "https://api.sgroup.qq.com"
 DEFAULT_TOKEN_URL = "https://bots.qq.com/app/getAppAccessToken"
 #: The environment variable read for the bot secret when ``app_secret`` is not set.
 DEFAULT_SECRET_ENV = "QQ_BOT_SECRET"
-
-
-def _http_url(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError(f"{attribute.name} must be an http:// or https:// URL, got {value!r}")
-
-
-def _not_blank(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
-    if not value.strip():
-        raise ValueError(f"{attribute.name} must not be empty")
-
-
-def _route(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
-    if not value.startswith("/"):
-        raise ValueError(f"{attribute.name} must start with '/', got {value!r}")
 
 
 @attrs.frozen
@@ -52,12 +34,12 @@ class QQSettings:
     is the longest reply part, in characters.
     """
 
-    app_id: str = attrs.field(validator=_not_blank)
+    app_id: str = attrs.field(validator=not_blank)
     app_secret: str | None = None
-    app_secret_env: str = attrs.field(default=DEFAULT_SECRET_ENV, validator=_not_blank)
-    api_base: str = attrs.field(default=DEFAULT_API_BASE, validator=_http_url)
-    token_url: str = attrs.field(default=DEFAULT_TOKEN_URL, validator=_http_url)
-    path: str = attrs.field(default="/channels/qq/webhook", validator=_route)
+    app_secret_env: str = attrs.field(default=DEFAULT_SECRET_ENV, validator=not_blank)
+    api_base: str = attrs.field(default=DEFAULT_API_BASE, validator=http_url)
+    token_url: str = attrs.field(default=DEFAULT_TOKEN_URL, validator=http_url)
+    path: str = attrs.field(default="/channels/qq/webhook", validator=route_path)
     max_length: int = attrs.field(default=2000, validator=attrs.validators.ge(1))
     lease_ttl: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
     replay_window: float = attrs.field(default=300.0, validator=attrs.validators.gt(0))
