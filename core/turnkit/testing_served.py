@@ -110,11 +110,13 @@ class ServedAgent:
             stderr=subprocess.PIPE,
         )
         self._process = process
-        threading.Thread(target=self._read, args=(process,), daemon=True).start()
+        reader = threading.Thread(target=self._read, args=(process,), daemon=True)
+        reader.start()
         deadline = time.monotonic() + timeout
         while LISTENING not in "".join(self._output[started_at:]):
             if process.poll() is not None:
                 self._process = None
+                reader.join(timeout=5)  # the error carries everything the process wrote
                 raise RuntimeError(f"turnkit serve exited with {process.returncode}:\n{self.output}")
             if time.monotonic() > deadline:
                 self.kill()
