@@ -16,6 +16,11 @@ VERIFICATION_TOKEN = "verification-token-of-the-test-app"
 Serve = Callable[..., Pusher]
 
 
+def logged(served: ServedAgent, text: str) -> None:
+    """Wait until the agent has logged ``text`` (its stderr is read by a thread, a moment behind)."""
+    served.wait_for(lambda: text in served.output, timeout=5)
+
+
 @pytest.fixture
 def emulator() -> Iterator[FeishuEmulator]:
     """Feishu's open platform on 127.0.0.1, answering normally until told otherwise."""

@@ -225,7 +225,7 @@ class FeishuEmulator:
 
 
 class Pusher:
-    """The event subscription: v2 events built, encrypted and signed as Feishu does, posted to ``url``."""
+    """The event subscription: v2 events built, encrypted and signed as Feishu does, posted to the agent."""
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import Serve
+from conftest import Serve, logged
 from feishu_emulator import FeishuEmulator
 from turnkit.testing_served import ServedAgent
 
@@ -87,7 +87,7 @@ def test_a_server_error_is_retried_with_backoff(
 
     turnkit_served.wait_for(lambda: emulator.texts() == ["again"], timeout=20)
     assert [a.status for a in emulator.all_attempts()] == [502, 502, 200]
-    assert "feishu channel: reply to om_" in turnkit_served.output
+    logged(turnkit_served, "feishu channel: reply to om_")
 
 
 def test_a_refusal_fails_the_delivery_with_the_code_and_the_inbox_tries_again(
@@ -100,7 +100,7 @@ def test_a_refusal_fails_the_delivery_with_the_code_and_the_inbox_tries_again(
 
     turnkit_served.wait_for(lambda: emulator.texts() == ["let me in"], timeout=20)
     assert [a.status for a in emulator.all_attempts()] == [400, 200]  # not retried at once: the inbox's retry
-    assert "code 230002: Bot is not in the chat" in turnkit_served.output
+    logged(turnkit_served, "code 230002: Bot is not in the chat")
     assert len(turnkit_served.turns()) == 1
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .access_token import TenantToken
 from .api import FeishuApi
 from .channel import FeishuChannel, reply_uuid
 from .content import text_of
@@ -23,7 +24,6 @@ from .errors import FeishuError, Malformed, Refused
 from .events import MESSAGE_RECEIVED, ReceivedMessage, event_type, received_message
 from .ratelimit import ChatRateLimiter
 from .settings import DEFAULT_BASE_URL, FeishuSettings, Secrets
-from .token import TenantToken
 from .verify import RequestVerifier
 
 try:

@@ -26,9 +26,9 @@ from urllib.parse import quote
 
 import httpx
 
+from .access_token import TenantToken
 from .errors import FeishuError
 from .ratelimit import ChatRateLimiter
-from .token import TenantToken
 
 REPLY_PATH = "/open-apis/im/v1/messages/{message_id}/reply"
 #: Codes of a tenant access token the platform does not take (invalid, expired, malformed).
