@@ -47,7 +47,9 @@ def test_callbacks_unsigned_wrongly_signed_or_tampered_with_are_refused_and_make
     tampered = platform.post(body.replace(b"hello", b"HELLO"), signed)
     no_timestamp = platform.post(body, {k: v for k, v in signed.items() if k != "X-Signature-Timestamp"})
 
-    assert [a.status for a in (unsigned, by_a_stranger, tampered, no_timestamp)] == [401] * 4
+    garbage = platform.post(b"not json", {"Content-Type": "application/json"})
+
+    assert [a.status for a in (unsigned, by_a_stranger, tampered, no_timestamp, garbage)] == [401] * 5
     assert platform.post(body, signed).status == 200  # the platform's own request passes
     served.wait_for(lambda: platform.texts() == ["hello"])
     assert [t["inbound"] for t in served.turns()] == ["hello"]

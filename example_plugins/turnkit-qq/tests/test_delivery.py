@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from conftest import SECRET
 from qq_platform import DUPLICATE, QQPlatform, Refusal
 from turnkit.testing_served import ServedAgent
 
@@ -47,6 +48,8 @@ def test_the_token_is_renewed_before_it_expires_and_when_it_is_refused(
     assert (len(platform.issued), platform.unauthorized) == (4, 1)
     assert [s.authorization for s in platform.sent] == [f"QQBot {token}" for token in platform.issued]
     assert len(served.turns()) == 4
+    assert SECRET not in served.output
+    assert not [token for token in platform.issued if token in served.output]
 
 
 def test_a_reply_taken_by_the_platform_before_a_crash_is_shown_once_after_the_restart(

@@ -36,7 +36,7 @@ def test_direct_and_group_messages_become_turns_in_their_own_conversations(
     assert len(platform.issued) == 1  # one token for all three
 
 
-def test_an_event_sent_again_is_dropped_and_other_events_are_acknowledged(
+def test_a_message_pushed_again_is_dropped_and_other_events_are_acknowledged(
     served: ServedAgent, platform: QQPlatform
 ) -> None:
     served.start()
@@ -45,11 +45,12 @@ def test_an_event_sent_again_is_dropped_and_other_events_are_acknowledged(
     served.wait_for(lambda: platform.texts() == ["hello"])
 
     again = platform.push(message, attempts=1)
+    pushed_twice = platform.push({**message, "id": "C2C_MESSAGE_CREATE:another-event"}, attempts=1)
     joined = platform.push(
         {"id": "GROUP_ADD_ROBOT:1", "op": 0, "t": "GROUP_ADD_ROBOT", "d": {"group_openid": "G1"}}
     )
 
-    assert (again.status, again.json(), joined.status, joined.json()) == (200, ACK, 200, ACK)
+    assert [(a.status, a.json()) for a in (again, pushed_twice, joined)] == [(200, ACK)] * 3
     time.sleep(0.5)  # time for a wrong second answer to show
     assert len(served.turns()) == 1
     assert platform.texts() == ["hello"]
@@ -70,6 +71,20 @@ def test_a_long_reply_is_split_into_replies_with_msg_seq_1_2_3(
         (message["d"]["id"], 2, "five six seven eight"),
         (message["d"]["id"], 3, "nine ten eleven"),
     ]
+
+
+def test_parts_beyond_the_five_replies_a_message_takes_are_logged_as_undelivered(
+    served: ServedAgent, platform: QQPlatform
+) -> None:
+    served.configure(service={"chat": {"channel": {"qq": {"max_length": 3}}}})
+    served.start()
+
+    platform.push(platform.c2c_message("U1", "one two six ten abc def ghi"))
+
+    served.wait_for(lambda: len(platform.texts()) == 5)
+    assert platform.texts() == ["one", "two", "six", "ten", "abc"]
+    assert "the reply to message" in served.output and "the last 2 not delivered" in served.output
+    assert platform.refusals == []
 
 
 def test_a_reply_past_the_platforms_window_is_logged_as_undelivered(

@@ -127,6 +127,7 @@ class QQChannel(Channel):
         return True
 
     def _refuse_unsigned(self) -> NoReturn:
+        """401 for a callback without a signature: only the platform's URL check may come unsigned."""
         self.log.warning("qq channel: refused an unsigned callback")
         raise ApiError(401, "no X-Signature-Ed25519 / X-Signature-Timestamp")
 
