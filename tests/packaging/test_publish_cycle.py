@@ -482,6 +482,9 @@ channels = ["http", "feishu", "qq", "onebot"]
 host = "127.0.0.1"
 port = {port}
 
+[plugin.auth.initiators]
+user = "allow"   # turnkit-auth, installed with the others, would deny the platforms' users
+
 [service.chat.channel.feishu]
 app_id = "cli_loopback"
 verification_token = "{VERIFICATION_TOKEN}"

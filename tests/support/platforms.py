@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ def qq_callback(secret: str, event_id: str, openid: str, text: str) -> tuple[byt
             "d": {
                 "id": f"msg-{event_id}",
                 "content": text,
-                "timestamp": "2026-12-03T08:00:00+08:00",
+                "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),  # QQ's reply window
                 "author": {"user_openid": openid},
             },
         }
