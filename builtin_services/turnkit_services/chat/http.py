@@ -74,7 +74,7 @@ class HttpChannel(Channel):
         """
         for route in routes:
             path = _path(route)
-            if path.startswith(API_PREFIXES) or path.rstrip("/") in ("/api", "/v1"):
+            if (path.rstrip("/") + "/").startswith(API_PREFIXES):
                 raise ValueError(
                     f"[service.chat] channels: {owner} claims the path {path}, which belongs to the"
                     " HTTP API of http (turnkit-services); configure the channel's path elsewhere"
