@@ -82,7 +82,7 @@ SKIPPED = {
         "installs into the test's own environment; tests/packaging installs every channel into a"
         " fresh venv from a loopback index and answers a platform request through each"
     ),
-    "pip install tox && tox": (
+    "pip install tox && tox run-parallel": (
         "installs tox from the package index, and runs the whole suite, this test included"
     ),
 }
