@@ -26,6 +26,7 @@ from turnkit_hookspecs import (
     Origin,
     Service,
     SessionInfo,
+    ToolSpec,
     TurnInfo,
     TurnResult,
 )
@@ -523,6 +524,11 @@ class AgentContext:
     def plugins(self) -> Dispatcher:
         """Dispatch of the four kinds (``await context.plugins.guard("point", ...)``)."""
         return self._agent.dispatcher
+
+    @property
+    def tools(self) -> tuple[ToolSpec, ...]:
+        """The services' actions offered to the model as tools."""
+        return self._agent.actions.tools
 
     async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:
         """Call ``service.action`` with ``payload`` as keyword arguments.

@@ -34,6 +34,7 @@ from time import perf_counter
 from types import CodeType
 from typing import Any
 
+import attrs
 from turnkit_hookspecs import Deny, Kind
 
 from .errors import DispatchError, PluginHung, PluginTimeout
@@ -173,6 +174,16 @@ class Dispatcher:
         An implementation that raises or times out fails the point with :class:`ResolveError`.
         """
         plan = self._checked(point, Kind.RESOLVE, kwargs)
+        return self._wrapped(plan, kwargs, self._run) if plan.wrappers else self._run(plan, kwargs)
+
+    def resolve_by(self, plugin: str, point: str, /, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        """``resolve``, asking ``plugin``'s implementation alone (a tool is run by the plugin offering it).
+
+        With no implementation of ``plugin``, raises :class:`NoResolutionError` like a resolve nobody answers.
+        """
+        plan = self._checked(point, Kind.RESOLVE, kwargs)
+        steps = tuple(s for s in plan.steps if s[0] == plugin)
+        plan = attrs.evolve(plan, steps=steps, plugins=tuple(s[0] for s in steps))
         return self._wrapped(plan, kwargs, self._run) if plan.wrappers else self._run(plan, kwargs)
 
     async def effect(self, point: str, /, **kwargs: Any) -> None:

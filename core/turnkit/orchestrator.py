@@ -44,7 +44,7 @@ from turnkit_hookspecs import (
 )
 from turnkit_hookspecs.context import running_turn
 
-from .errors import SessionError, TurnkitError
+from .errors import NoResolutionError, ResolveError, SessionError, TurnkitError
 from .extension import ExtensionContext, SessionContexts
 from .ids import new_id
 from .instructions import chosen, used
@@ -516,7 +516,7 @@ class SessionOrchestrator:
                 message = await points.turn_inbound(contexts, info, inbound)
                 text = chosen(claim.instructions, self.instructions)
                 instructions = used(await points.turn_instructions(contexts, info, text))
-                tools = self.actions.tools
+                tools = await points.turn_tools(contexts, info, self.actions.tools)
                 prompt = assemble(claim.window, turn.message_id, message, claim.context, tools, instructions)
                 prompt = await points.turn_prompt(contexts, info, prompt)
                 stream = TurnStream(points, contexts, info, self._listeners.get(turn.turn_id))
@@ -563,17 +563,44 @@ class SessionOrchestrator:
                 raise TurnkitError(
                     f"the model asked for tools more than {limit} times ([turns] max_tool_steps)"
                 )
-            outputs = [await self._run_tool(contexts, info, call) for call in calls]
+            offered = {tool.name: tool.plugin for tool in prompt.tools}
+            outputs = [await self._run_tool(contexts, info, call, offered) for call in calls]
             results = Message("tool", outputs)
             steps += [reply, results]
             prompt = attrs.evolve(prompt, messages=(*prompt.messages, reply, results))
 
-    async def _run_tool(self, contexts: SessionContexts, info: Any, call: ToolCallBlock) -> ToolOutputBlock:
+    async def _run_tool(
+        self, contexts: SessionContexts, info: Any, call: ToolCallBlock, offered: dict[str, str | None]
+    ) -> ToolOutputBlock:
+        """Run a tool call the guard allows: a plugin's tool by that plugin, else a service's action.
+
+        ``offered`` maps the names on offer this turn to their plugins
+        (``None``: a service's): a tool left out of the prompt cannot be
+        called either. A plugin's failure is the model's to read (an error
+        output naming the plugin), not the turn's: a tool that breaks is one
+        answer, and the model may go on without it.
+        """
         deny = await self.points.tool_authorize(contexts, info, call)
         if deny is not None:
             denied = self.secrets.scrub(f"denied by {deny.plugin}: {deny.reason}")
             return ToolOutputBlock(call.tool_call_id, denied, is_error=True)
-        return await self.actions.run_tool(call)
+        if call.name not in offered:
+            return ToolOutputBlock(call.tool_call_id, f"unknown tool {call.name!r}", is_error=True)
+        plugin = offered[call.name]
+        if plugin is None:
+            return await self.actions.run_tool(call)
+        try:
+            output = await self.points.tool_call(plugin, contexts, info, call)
+        except NoResolutionError:
+            failed = f"plugin {plugin!r} offered the tool {call.name!r} but its tool_call did not answer"
+        except ResolveError as exc:
+            failed = str(exc)
+        else:
+            scrubbed = self.secrets.scrub(output.output)
+            return attrs.evolve(output, tool_call_id=call.tool_call_id, output=scrubbed)
+        failed = self.secrets.scrub(failed)
+        self.log.warning("tool %s: %s", call.name, failed)
+        return ToolOutputBlock(call.tool_call_id, failed, is_error=True)
 
     async def _finish(
         self,

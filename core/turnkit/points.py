@@ -23,6 +23,8 @@ from turnkit_hookspecs import (
     ReplyStream,
     SessionInfo,
     ToolCallBlock,
+    ToolOutputBlock,
+    ToolSpec,
     TurnInfo,
 )
 
@@ -57,6 +59,11 @@ class Points:
     def turn_instructions(self, ctx: object, turn: TurnInfo, instructions: str) -> Coroutine[Any, Any, str]:
         return self.dispatch.pipeline("turn_instructions", ctx=ctx, turn=turn, instructions=instructions)
 
+    def turn_tools(
+        self, ctx: object, turn: TurnInfo, tools: tuple[ToolSpec, ...]
+    ) -> Coroutine[Any, Any, tuple[ToolSpec, ...]]:
+        return self.dispatch.pipeline("turn_tools", ctx=ctx, turn=turn, tools=tools)
+
     def turn_prompt(self, ctx: object, turn: TurnInfo, prompt: Prompt) -> Coroutine[Any, Any, Prompt]:
         return self.dispatch.pipeline("turn_prompt", ctx=ctx, turn=turn, prompt=prompt)
 
@@ -75,6 +82,12 @@ class Points:
         self, ctx: object, turn: TurnInfo, call: ToolCallBlock
     ) -> Coroutine[Any, Any, Deny | None]:
         return self.dispatch.guard("tool_authorize", ctx=ctx, turn=turn, call=call)
+
+    def tool_call(
+        self, plugin: str, ctx: object, turn: TurnInfo, call: ToolCallBlock
+    ) -> Coroutine[Any, Any, ToolOutputBlock]:
+        """``plugin``'s ``tool_call`` alone: the plugin that offered the tool runs it."""
+        return self.dispatch.resolve_by(plugin, "tool_call", ctx=ctx, turn=turn, call=call)
 
     def turn_outbound(self, ctx: object, turn: TurnInfo, message: Message) -> Coroutine[Any, Any, Message]:
         return self.dispatch.pipeline("turn_outbound", ctx=ctx, turn=turn, message=message)

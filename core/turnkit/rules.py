@@ -10,6 +10,7 @@ returns something other than ``None`` or raises, so the common path
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
@@ -17,6 +18,7 @@ from turnkit_hookspecs import Deny, Kind
 
 from .errors import NoResolutionError, PipelineError, PluginHung, PluginTimeout, ResolveError
 from .plan import Plan
+from .tools import adopt
 from .tracing import Outcome
 
 log = logging.getLogger("turnkit.dispatch")
@@ -64,6 +66,11 @@ class GuardRules:
         return None
 
 
+#: Pipelines whose answers the runtime completes with who gave them, before the type check:
+#: a plugin's tools become its own (tools.adopt); it raises ``TypeError`` for a wrong answer.
+ADOPTED: dict[str, Callable[[Any, Any, str], Any]] = {"turn_tools": adopt}
+
+
 class PipelineRules:
     """The value is replaced by each non-``None`` result of the declared type."""
 
@@ -72,6 +79,13 @@ class PipelineRules:
     ) -> tuple[bool, Any]:
         expected = plan.kind.value_type
         assert expected is not None and plan.kind.value is not None
+        adopted = ADOPTED.get(plan.point)
+        if adopted is not None:
+            try:
+                result = adopted(kwargs[plan.kind.value], result, plugin)
+            except TypeError as exc:
+                marks[index] = ("error", str(exc))
+                raise PipelineError(plan.point, plugin, str(exc)) from None
         if not isinstance(result, expected):
             problem = f"returned {type(result).__name__}, expected {expected.__name__} or None"
             marks[index] = ("error", problem)

@@ -5,7 +5,7 @@ Plugin authors need only this package::
     from turnkit_hookspecs import Deny, Message, hookimpl
 
 The contract is versioned on its own (semver); pin it as
-``turnkit-hookspecs>=0.1.5,<0.2``.
+``turnkit-hookspecs>=0.1.6,<0.2``.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -23,6 +23,7 @@ from .model import (
     Origin,
     SessionInfo,
     StoredRecord,
+    ToolSpec,
     TurnInfo,
     TurnResult,
 )
@@ -339,6 +340,14 @@ class ExecutionContext(Protocol):
     @property
     def plugins(self) -> Dispatch:
         """Dispatch of the four extension point kinds."""
+
+    @property
+    def tools(self) -> Sequence[ToolSpec]:
+        """The services' actions marked ``tool=True``, as the model is offered them (before ``turn_tools``).
+
+        What a channel exposing the agent's tools to other programs (MCP)
+        lists; ``invoke`` runs one by its name.
+        """
 
     async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:
         """Call ``service.action`` with ``payload`` as keyword arguments.

@@ -119,6 +119,8 @@ class ToolOutputBlock:
     tool_call_id: str
     output: str
     is_error: bool = False
+    #: Images the tool returned besides its text (a screenshot, a chart), for models that take them.
+    images: tuple[ImageBlock, ...] = field(default=(), converter=_tuple)
 
 
 Block: TypeAlias = (
@@ -173,11 +175,17 @@ _NO_PARAMETERS: FrozenDict[str, Any] = FrozenDict({"type": "object", "properties
 
 @frozen
 class ToolSpec:
-    """A tool offered to the model: a service action with a JSON schema."""
+    """A tool offered to the model: a service action or a plugin's tool, with a JSON schema.
+
+    ``plugin`` is filled in by the runtime: ``None`` for a service's action,
+    else the plugin whose ``turn_tools`` offered it, which is the one
+    ``tool_call`` asks to run it.
+    """
 
     name: str
     description: str
     parameters: FrozenDict[str, Any] = field(default=_NO_PARAMETERS, converter=freeze_mapping, hash=False)
+    plugin: str | None = None
 
 
 @frozen

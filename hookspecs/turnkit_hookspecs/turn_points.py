@@ -1,8 +1,9 @@
 """Extension points fired around every session turn.
 
 Order within a turn: ``turn_authorize`` → ``turn_inbound`` →
-``turn_instructions`` → prompt assembly → ``turn_prompt`` → ``turn_reply``
-(tool calls pass ``tool_authorize``) → ``turn_outbound`` → commit →
+``turn_instructions`` → ``turn_tools`` → prompt assembly → ``turn_prompt`` →
+``turn_reply`` (tool calls pass ``tool_authorize``, then a plugin's tool runs
+in ``tool_call``) → ``turn_outbound`` → commit →
 ``turn_completed`` (or ``turn_denied`` / ``turn_failed``). Implementations
 may take any subset of the arguments.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from .context import ReplyStream, SessionExtensionContext
 from .kinds import effect, guard, pipeline, resolve
-from .model import Deny, Message, Prompt, ToolCallBlock, TurnInfo
+from .model import Deny, Message, Prompt, ToolCallBlock, ToolOutputBlock, ToolSpec, TurnInfo
 
 
 @guard
@@ -67,6 +68,32 @@ def turn_instructions(ctx: SessionExtensionContext, turn: TurnInfo, instructions
         def turn_instructions(turn, instructions):
             if turn.initiator == "agent":
                 return f"{instructions} You are answering another agent: reply in JSON.".strip()
+    """
+
+
+@pipeline("tools")
+def turn_tools(
+    ctx: SessionExtensionContext, turn: TurnInfo, tools: tuple[ToolSpec, ...]
+) -> tuple[ToolSpec, ...] | None:
+    """Offer the model tools of the plugin's own, or narrow the ones on offer, for this turn.
+
+    ``tools`` starts as the services' actions marked ``tool=True``; return
+    the tools to offer (a tuple or a list: add yours, leave out what this
+    turn must not see) or ``None`` for unchanged. A tool a plugin adds is
+    its own: the runtime sets its ``ToolSpec.plugin``, and a call of it
+    passes ``tool_authorize`` and is then run by that plugin's ``tool_call``
+    (by no other plugin's). A tool named like one already on offer (a
+    service's action or an earlier plugin's tool) is refused, naming both
+    owners, and the earlier one stays; a plugin cannot take over another's
+    tool by rewriting it either (its owner stays). Names are the model's:
+    by convention ``<plugin or server>.<tool>``.
+
+    Example::
+
+        @hookimpl
+        def turn_tools(tools):
+            city = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+            return [*tools, ToolSpec("weather.now", "The weather now in a city.", city)]
     """
 
 
@@ -205,4 +232,26 @@ def tool_authorize(ctx: SessionExtensionContext, turn: TurnInfo, call: ToolCallB
         def tool_authorize(call):
             if call.name == "shell.exec" and "rm" in call.args.get("argv", []):
                 return Deny("no deleting files")
+    """
+
+
+@resolve(timeout=60.0)
+def tool_call(ctx: SessionExtensionContext, turn: TurnInfo, call: ToolCallBlock) -> ToolOutputBlock | None:
+    """Run a call of a tool this plugin offered in ``turn_tools``; the result goes back to the model.
+
+    Only the plugin that offered ``call.name`` is asked, after
+    ``tool_authorize`` allowed the call. Return a ``ToolOutputBlock`` for
+    ``call.tool_call_id`` (``is_error=True`` for a failure the model should
+    read). Raising, returning something else, returning ``None`` or running
+    out of time (60 s by default; ``[plugins.timeouts] tool_call``) does not
+    fail the turn: the model gets an error ``tool_output`` naming the plugin,
+    and the trace shows the call with its outcome.
+
+    Example::
+
+        @hookimpl
+        async def tool_call(call):
+            if call.name == "weather.now":
+                report = await weather_service.now(call.args["city"])
+                return ToolOutputBlock(call.tool_call_id, report)
     """

@@ -79,6 +79,29 @@ def test_a_channel_route_is_served_outside_the_api_token_and_its_reply_split(
     ]
 
 
+def test_a_channel_whose_routes_need_the_token_gets_them_behind_it(
+    served: ServedAgent, platform: RecordingEndpoint
+) -> None:
+    served.configure(
+        service={
+            "chat": {
+                "channels": ["http", "hook"],
+                "http": {"token": TOKEN},
+                "channel": {"hook": {"reply_url": f"{platform.url}/replies", "behind_token": True}},
+            }
+        }
+    )
+    served.start()
+
+    refused = served.post(EVENTS, event("e1", "alice", "hello"))
+    accepted = served.post(EVENTS, event("e2", "alice", "hello"), {"Authorization": f"Bearer {TOKEN}"})
+
+    assert refused.status == 401
+    assert (accepted.status, accepted.json()) == (200, {"accepted": True})
+    served.wait_for(lambda: texts(platform, "alice") == ["hello"])
+    assert [t["inbound"] for t in served.turns()] == ["hello"], "the refused event started no turn"
+
+
 def test_channel_routes_get_the_servers_size_limit_and_json_errors(served: ServedAgent) -> None:
     served.start()
 

@@ -144,7 +144,13 @@ BLOCKS: list[tuple[str, Any, dict[str, Any]]] = [
     (
         "tool_output",
         ToolOutputBlock("call-1", "permission denied", is_error=True),
-        {"type": "tool_output", "tool_call_id": "call-1", "output": "permission denied", "is_error": True},
+        {
+            "type": "tool_output",
+            "tool_call_id": "call-1",
+            "output": "permission denied",
+            "is_error": True,
+            "images": [],
+        },
     ),
 ]
 

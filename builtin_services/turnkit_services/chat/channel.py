@@ -111,6 +111,9 @@ class Channel:
         """Receive messages until cancelled (or, for the terminal, until its user quits)."""
         raise NotImplementedError
 
+    #: Whether :meth:`routes` are behind the ``http`` channel's bearer token (when one is set).
+    routes_need_token: ClassVar[bool] = False
+
     def routes(self) -> Sequence[BaseRoute]:
         """The HTTP (and WebSocket) routes this channel receives on; none by default.
 
@@ -119,7 +122,10 @@ class Channel:
         with its JSON error shape (raise
         :class:`~turnkit_services.chat.http_errors.ApiError`), but **not**
         behind its bearer token: the platform calling them cannot send it,
-        so each route checks the platform's signature itself. Two channels
+        so each route checks the platform's signature itself. A channel
+        whose clients are the agent's own (an MCP client) sets
+        :attr:`routes_need_token` instead, and its routes take the token
+        like the HTTP API. Two channels
         claiming one path stop the start, naming both distributions. Called
         once, before the server starts. A ``WebSocketRoute`` needs a
         WebSocket library for the server (uvicorn): a channel with one

@@ -61,12 +61,17 @@ class HttpChannel(Channel):
         #: Set once :attr:`address` is known and connections are accepted.
         self.ready = asyncio.Event()
         self._turns: set[asyncio.Task[ChatOutcome]] = set()
-        #: Routes of other channels (:meth:`mount`) and, by path, who claimed them.
+        #: Routes of other channels (:meth:`mount`), those of them outside the token, and, by path,
+        #: who claimed them.
         self._mounted: list[BaseRoute] = []
+        self._open: list[BaseRoute] = []
         self._owners: dict[str, str] = {}
 
-    def mount(self, owner: str, routes: Sequence[BaseRoute]) -> None:
-        """Serve another channel's ``routes`` here, outside the bearer token; ``owner`` names it in errors.
+    def mount(self, owner: str, routes: Sequence[BaseRoute], *, public: bool = True) -> None:
+        """Serve another channel's ``routes`` here; ``owner`` names it in errors.
+
+        ``public`` routes are outside the bearer token (a platform's signed
+        webhooks); the others take it like the HTTP API.
 
         ``owner`` is ``"<channel> (<distribution>)"``. A path claimed twice,
         or one under the HTTP API's own prefixes, is refused with both
@@ -87,6 +92,8 @@ class HttpChannel(Channel):
                 )
             self._owners[path] = owner
             self._mounted.append(route)
+            if public:
+                self._open.append(route)
 
     # ------------------------------------------------------------------ serving
 
@@ -134,7 +141,7 @@ class HttpChannel(Channel):
         routes += self._mounted
         middleware = [Middleware(CatchAll, logger=self.chat.context.logger)]
         if token is not None:
-            middleware.append(Middleware(BearerAuth, token=token, open_routes=tuple(self._mounted)))
+            middleware.append(Middleware(BearerAuth, token=token, open_routes=tuple(self._open)))
         middleware.append(
             Middleware(BodyLimits, max_body=settings.max_body, read_timeout=settings.read_timeout)
         )

@@ -128,7 +128,7 @@ class ChatService(Service):
                 )
             entry_point = self.plugin_channels.get(name)
             distribution = entry_point.dist.name if entry_point and entry_point.dist else "turnkit-services"
-            server.mount(f"{name} ({distribution})", routes)
+            server.mount(f"{name} ({distribution})", routes, public=not channel.routes_need_token)
 
     def _make_channel(self, name: str) -> Channel:
         target = BUILTIN_CHANNELS.get(name) or self.plugin_channels[name].value
