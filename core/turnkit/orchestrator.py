@@ -34,6 +34,7 @@ import attrs
 from turnkit_hookspecs import (
     ChunkListener,
     Deny,
+    ImageBlock,
     Initiator,
     Message,
     Origin,
@@ -596,8 +597,10 @@ class SessionOrchestrator:
         except ResolveError as exc:
             failed = str(exc)
         else:
-            scrubbed = self.secrets.scrub(output.output)
-            return attrs.evolve(output, tool_call_id=call.tool_call_id, output=scrubbed)
+            if isinstance(output.output, str) and all(isinstance(i, ImageBlock) for i in output.images):
+                scrubbed = self.secrets.scrub(output.output)
+                return attrs.evolve(output, tool_call_id=call.tool_call_id, output=scrubbed)
+            failed = f"plugin {plugin!r} answered {call.name!r} with an output that is not text and images"
         failed = self.secrets.scrub(failed)
         self.log.warning("tool %s: %s", call.name, failed)
         return ToolOutputBlock(call.tool_call_id, failed, is_error=True)

@@ -194,7 +194,7 @@ class Broken:
 
     @hookimpl
     def turn_tools(self, tools: tuple[ToolSpec, ...]) -> list[ToolSpec]:
-        names = ("raises", "garbage", "nothing", "hangs")
+        names = ("raises", "garbage", "malformed", "nothing", "hangs")
         return [*tools, *(ToolSpec(f"broken.{name}", name) for name in names)]
 
     @hookimpl
@@ -203,13 +203,15 @@ class Broken:
             raise ConnectionError("the backend is down")
         if call.name == "broken.garbage":
             return "not a ToolOutputBlock"
+        if call.name == "broken.malformed":
+            return ToolOutputBlock(call.tool_call_id, {"not": "text"}, images=["not an image"])  # type: ignore[arg-type]
         if call.name == "broken.hangs":
             await asyncio.sleep(60)
         return None
 
 
 async def test_a_failing_plugin_tool_is_an_error_output_not_a_failed_turn(tmp_path: Path) -> None:
-    names = ("raises", "garbage", "nothing", "hangs")
+    names = ("raises", "garbage", "malformed", "nothing", "hangs")
     model = script(*(tool(f"broken.{name}") for name in names), {"text": "I coped"})
     async with running_agent(
         tmp_path, plugins={"broken": Broken()}, model=model, plugins_table={"timeouts": {"tool_call": 0.2}}
@@ -221,11 +223,12 @@ async def test_a_failing_plugin_tool_is_an_error_output_not_a_failed_turn(tmp_pa
         assert tool_outputs(agent, messages) == [
             (True, "resolve 'tool_call': plugin 'broken' raised ConnectionError('the backend is down')"),
             (True, "resolve 'tool_call': plugin 'broken' returned str, expected ToolOutputBlock or None"),
+            (True, "plugin 'broken' answered 'broken.malformed' with an output that is not text and images"),
             (True, "plugin 'broken' offered the tool 'broken.nothing' but its tool_call did not answer"),
             (True, "resolve 'tool_call': plugin 'broken' timed out after 0.2s"),
         ]
         outcomes = [t.outcome for t in await agent.store.trace(result.turn.turn_id) if t.point == "tool_call"]
-        assert outcomes == ["error", "error", "ok", "timeout"]
+        assert outcomes == ["error", "error", "value", "ok", "timeout"]
 
 
 async def test_a_plugin_offering_a_tool_without_tool_call_is_told_to_the_model(tmp_path: Path) -> None:
