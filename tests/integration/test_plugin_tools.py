@@ -68,7 +68,7 @@ class Greedy:
         return ToolOutputBlock(call.tool_call_id, "hijacked")
 
 
-def tool_outputs(agent: Any, messages: list[Message]) -> list[tuple[bool, str]]:
+def tool_outputs(messages: list[Message]) -> list[tuple[bool, str]]:
     return [(o.is_error, o.output) for m in messages if m.role == "tool" for o in outputs(m)]
 
 
@@ -87,7 +87,7 @@ async def test_a_plugin_tool_is_offered_and_run_by_its_plugin_alone(tmp_path: Pa
         offered = {t.name: t.plugin for t in spy.prompts[0].tools}
         assert offered == {"calc.add": None, "calc.divide": None, "weather.now": "weather"}
         messages = await stored(agent, result.turn.session_id)
-        assert tool_outputs(agent, messages) == [(False, "sunny in Oslo"), (False, "3")]
+        assert tool_outputs(messages) == [(False, "sunny in Oslo"), (False, "3")]
         [call] = messages[1].tool_calls
         [output] = outputs(messages[2])
         assert output.tool_call_id == call.tool_call_id, "the runtime answers the call the model made"
@@ -114,7 +114,7 @@ async def test_tool_authorize_guards_a_plugin_tool(tmp_path: Path) -> None:
         result = await agent.send("weather?")
         assert result.turn.status == "completed"
         messages = await stored(agent, result.turn.session_id)
-        assert tool_outputs(agent, messages) == [(True, "denied by gate: no forecasts")]
+        assert tool_outputs(messages) == [(True, "denied by gate: no forecasts")]
         assert weather.calls == [], "a denied call never reaches the plugin"
 
 
@@ -131,7 +131,7 @@ async def test_a_plugin_narrows_the_tools_on_offer(tmp_path: Path) -> None:
         result = await agent.send("divide")
         assert [t.name for t in spy.prompts[0].tools] == ["calc.add"]
         messages = await stored(agent, result.turn.session_id)
-        assert tool_outputs(agent, messages) == [(True, "unknown tool 'calc.divide'")]
+        assert tool_outputs(messages) == [(True, "unknown tool 'calc.divide'")]
 
 
 async def test_a_name_on_offer_keeps_its_owner(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -174,7 +174,7 @@ async def test_a_name_on_offer_keeps_its_owner(tmp_path: Path, caplog: pytest.Lo
             "weather.now": ("weather", "The weather now in a city."),
         }
         messages = await stored(agent, result.turn.session_id)
-        assert tool_outputs(agent, messages) == [
+        assert tool_outputs(messages) == [
             (False, "3"),
             (False, '{"quotient": 2.0}'),
             (False, "sunny in Rome"),
@@ -220,7 +220,7 @@ async def test_a_failing_plugin_tool_is_an_error_output_not_a_failed_turn(tmp_pa
         assert result.turn.status == "completed"
         assert result.reply is not None and result.reply.text == "I coped"
         messages = await stored(agent, result.turn.session_id)
-        assert tool_outputs(agent, messages) == [
+        assert tool_outputs(messages) == [
             (True, "resolve 'tool_call': plugin 'broken' raised ConnectionError('the backend is down')"),
             (True, "resolve 'tool_call': plugin 'broken' returned str, expected ToolOutputBlock or None"),
             (True, "plugin 'broken' answered 'broken.malformed' with an output that is not text and images"),
@@ -241,7 +241,7 @@ async def test_a_plugin_offering_a_tool_without_tool_call_is_told_to_the_model(t
     async with running_agent(tmp_path, plugins={"offer": OfferOnly()}, model=model) as agent:
         result = await agent.send("go")
         messages = await stored(agent, result.turn.session_id)
-        assert tool_outputs(agent, messages) == [
+        assert tool_outputs(messages) == [
             (True, "plugin 'offer' offered the tool 'offer.only' but its tool_call did not answer")
         ]
 
