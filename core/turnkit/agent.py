@@ -26,6 +26,8 @@ from turnkit_hookspecs import (
     Origin,
     Service,
     SessionInfo,
+    ToolCallBlock,
+    ToolOutputBlock,
     ToolSpec,
     TurnInfo,
     TurnResult,
@@ -529,6 +531,10 @@ class AgentContext:
     def tools(self) -> tuple[ToolSpec, ...]:
         """The services' actions offered to the model as tools."""
         return self._agent.actions.tools
+
+    async def run_tool(self, call: ToolCallBlock) -> ToolOutputBlock:
+        """Run a service tool as a model's call runs, secrets scrubbed (see ``ExecutionContext.run_tool``)."""
+        return await self._agent.actions.run_tool(call)
 
     async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:
         """Call ``service.action`` with ``payload`` as keyword arguments.

@@ -11,6 +11,11 @@ requires every service it starts (one that fails to start, such as chat
 with an unknown channel, stops it, naming why), and refuses to run when
 nothing would serve: no channel, no scheduled task and no other service
 with a long-running part.
+
+A command of another distribution that runs the agent on a variant of the
+configuration (turnkit-mcp's ``turnkit mcp``: the ``mcp`` channel alone,
+over stdin and stdout) calls :func:`serve_agent`, which serves as
+``serve`` does.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import TYPE_CHECKING, Literal, cast, get_args
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 import click
 
@@ -81,6 +87,42 @@ def chat(ctx: click.Context) -> None:
     except TurnkitError as exc:
         raise click.ClickException(str(exc)) from exc
     _serve(config, terminal=True, http_options=False)
+
+
+def serve_agent(config_path: str | None, service: Mapping[str, Mapping[str, Any]]) -> None:
+    """Run the agent of ``config_path`` as ``turnkit serve`` does, with ``service`` merged into its settings.
+
+    ``config_path`` is what turnkit's commands receive as ``ctx.obj`` (the
+    ``--config`` option). ``service`` maps a service's name to settings merged
+    into its ``[service.NAME]`` table: a table into the table of that key, any
+    other value in place of the key's. A wrong configuration exits with its
+    message, as ``serve``'s does.
+    """
+    from .config import load_config, with_service_option
+    from .errors import TurnkitError
+
+    try:
+        config = load_config(config_path)
+        for name, settings in service.items():
+            table = _merged(config.service.get(name, {}), settings)
+            for key, value in table.items():
+                config = with_service_option(config, name, key, value)
+        config = _overridden(config, None, None, None)
+    except TurnkitError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _serve(config, terminal=False, http_options=False)
+
+
+def _merged(table: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``table`` with ``changes``: tables merged key by key, other values replaced."""
+    merged = dict(table)
+    for key, value in changes.items():
+        current = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            merged[key] = _merged(current, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _overridden(config: Config, host: str | None, port: int | None, log_level: str | None) -> Config:

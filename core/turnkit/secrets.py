@@ -11,9 +11,12 @@ The secret values are those of the environment variables that
 ``[secrets] env`` names or that any setting ending in ``_env`` names (in
 the services' and plugins' tables, defaults included once their settings
 are structured: Telegram's ``token_env``, turnkit-openai's
-``api_key_env``), and settings holding a credential themselves (``token``,
-``api_key``, ``password``, ``secret`` and names ending in them, such as the
-HTTP channel's ``token`` or an ``API_TOKEN`` in a command's ``env``).
+``api_key_env``; every value of such a table, as turnkit-mcp's
+``headers_env``), those of a list ``env`` passing variables on by name
+whose names are credentials' (``env = ["GITHUB_TOKEN"]``), and settings
+holding a credential themselves (``token``, ``api_key``, ``password``,
+``secret`` and names ending in them, such as the HTTP channel's ``token``
+or an ``API_TOKEN`` in a command's ``env``).
 Values shorter than :data:`MIN_LENGTH` are left alone: scrubbing them
 would shred ordinary text.
 
@@ -166,11 +169,22 @@ def _credential_settings(settings: object) -> Iterator[tuple[str, str]]:
     else:
         return
     for name, value in items:
-        if not isinstance(value, str):
+        named = name.lower() if isinstance(name, str) else ""
+        if named.endswith("_env") and isinstance(value, Mapping):
+            # a table of variables' names (turnkit-mcp's headers_env: a header -> the variable of its value)
+            yield from (("env", variable) for variable in value.values() if isinstance(variable, str))
+        elif named == "env" and isinstance(value, list | tuple):
+            # variables passed on by name (a server's env = ["GITHUB_TOKEN"]): those named as credentials
+            yield from (
+                ("env", variable)
+                for variable in value
+                if isinstance(variable, str) and is_credential(variable)
+            )
+        elif not isinstance(value, str):
             yield from _credential_settings(value)
-        elif isinstance(name, str) and name.lower().endswith("_env"):
+        elif named.endswith("_env"):
             yield "env", value
-        elif isinstance(name, str) and is_credential(name):
+        elif is_credential(named):
             yield "value", value
 
 

@@ -23,6 +23,8 @@ from .model import (
     Origin,
     SessionInfo,
     StoredRecord,
+    ToolCallBlock,
+    ToolOutputBlock,
     ToolSpec,
     TurnInfo,
     TurnResult,
@@ -346,7 +348,18 @@ class ExecutionContext(Protocol):
         """The services' actions marked ``tool=True``, as the model is offered them (before ``turn_tools``).
 
         What a channel exposing the agent's tools to other programs (MCP)
-        lists; ``invoke`` runs one by its name.
+        lists; ``run_tool`` runs one.
+        """
+
+    async def run_tool(self, call: ToolCallBlock) -> ToolOutputBlock:
+        """Run one of :attr:`tools` as a model's call of it runs, outside any turn.
+
+        The output is what the model would read: the action's value as text
+        (JSON unless it is a string), its failure as an error output, the
+        agent's secrets scrubbed from both. A name that is not one of
+        :attr:`tools` is an error output, not an exception. No turn point
+        fires (``tool_authorize`` guards the model's calls within a turn):
+        a channel exposing tools decides itself who may call them.
         """
 
     async def invoke(self, action: str, payload: Mapping[str, Any] | None = None) -> ActionResult:

@@ -49,6 +49,19 @@ def test_env_settings_and_credential_settings_of_any_table_are_secret() -> None:
     assert secrets.scrub(text) == " ".join([MARK] * 5 + ["/home/agent"]), "base_env lists names, not secrets"
 
 
+def test_tables_of_variables_and_credentials_passed_on_by_name_are_secret() -> None:
+    # turnkit-mcp's servers: headers from the environment, and variables handed to a server's process.
+    servers = {
+        "github": {"command": "gh-mcp", "env": ["GITHUB_TOKEN", "GITHUB_HOST"]},
+        "docs": {"url": "https://docs.example/mcp", "headers_env": {"Authorization": "DOCS_AUTH"}},
+    }
+    secrets = secrets_of(
+        {"plugin": {"mcp": {"servers": servers}}},
+        {"GITHUB_TOKEN": TOKEN, "GITHUB_HOST": "github.example", "DOCS_AUTH": f"Bearer {KEY}"},
+    )
+    assert secrets.scrub(f"{TOKEN} github.example Bearer {KEY}") == f"{MARK} github.example {MARK}"
+
+
 def test_structured_settings_add_the_variables_their_defaults_name() -> None:
     @attrs.frozen
     class Channel:

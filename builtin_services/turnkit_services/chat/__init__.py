@@ -2,7 +2,8 @@
 
 What a channel distribution builds on is exported here: :class:`Channel`,
 the :class:`ChatPath` it calls, :class:`Inbox` for pushed events,
-:func:`split_text` and :func:`chat_key`; its routes raise
+:func:`split_text`, :func:`chat_key` and :class:`LineReader` (stdin's lines,
+for a channel serving a protocol over it); its routes raise
 :class:`~turnkit_services.chat.http_errors.ApiError` (imported from there,
 so that importing the chat service never imports the web framework).
 ``docs/channel-guide.md`` is the guide.
@@ -10,6 +11,7 @@ so that importing the chat service never imports the web framework).
 
 from .channel import Channel, ChatOutcome, ChatPath, split_text
 from .inbox import Inbox
+from .lines import LineReader
 from .service import ChatService, chat_key
 from .settings import ChatSettings
 
@@ -20,6 +22,7 @@ __all__ = [
     "ChatService",
     "ChatSettings",
     "Inbox",
+    "LineReader",
     "chat_key",
     "split_text",
 ]
