@@ -2,7 +2,7 @@
 
 Over HTTP the agent is a :class:`~turnkit.testing_served.ServedAgent`
 serving the ``http`` and ``mcp`` channels; over stdio the client starts
-``turnkit serve`` itself, as an MCP host starts a server it is configured
+``turnkit mcp`` itself, as an MCP host starts a server it is configured
 with, on a configuration written here like the served agent's (a SQLite
 store in the test's folder, the echo model), so that
 :meth:`ServedAgent.turns` reads what it stored.
@@ -80,16 +80,17 @@ async def modern_client(served: ServedAgent, name: str) -> AsyncIterator[Client]
 def write_stdio_config(
     directory: Path, tools: list[str], chat: dict[str, Any] | None = None, **tables: Any
 ) -> Path:
-    """A ``turnkit.toml`` serving ``tools`` over MCP on stdin and stdout, and nothing else.
+    """A ``turnkit.toml`` whose ``[service.chat.channel.mcp]`` lists ``tools``, for ``turnkit mcp``.
 
-    ``chat`` adds settings to ``[service.chat]``; ``tables`` are other top-level tables (``model``,
-    and ``service`` for other services' tables).
+    The agent it configures serves the HTTP channel, as an agent in use would: ``turnkit mcp``
+    serves the ``mcp`` channel over stdio instead. ``chat`` adds settings to ``[service.chat]``;
+    ``tables`` are other top-level tables (``model``, and ``service`` for other services' tables).
     """
-    mcp = {"tools": tools, "transport": "stdio"}
+    mcp = {"tools": tools}
     config: dict[str, Any] = {"store": {"url": "turnkit.db"}, **tables}
     config["service"] = {
         **config.get("service", {}),
-        "chat": {"channels": ["mcp"], "channel": {"mcp": mcp}, **(chat or {})},
+        "chat": {"channels": ["http"], "http": {"port": 0}, "channel": {"mcp": mcp}, **(chat or {})},
     }
     path = directory / "turnkit.toml"
     path.write_text(tomli_w.dumps(config), encoding="utf-8")
@@ -98,10 +99,10 @@ def write_stdio_config(
 
 @contextlib.asynccontextmanager
 async def stdio_session(config: Path, errlog: Any) -> AsyncIterator[ClientSession]:
-    """``turnkit serve`` on ``config`` as the client's subprocess, its stderr to ``errlog``."""
+    """``turnkit mcp`` on ``config`` as the client's subprocess, its stderr to ``errlog``."""
     server = StdioServerParameters(
         command=str(Path(sys.executable).parent / "turnkit"),
-        args=["--config", str(config), "serve"],
+        args=["--config", str(config), "mcp"],
         cwd=config.parent,
     )
     async with (

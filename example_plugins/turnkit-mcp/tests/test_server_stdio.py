@@ -1,4 +1,4 @@
-"""The agent as an MCP server on stdin and stdout: the SDK's stdio client starts ``turnkit serve``.
+"""The agent as an MCP server on stdin and stdout: the SDK's stdio client starts ``turnkit mcp``.
 
 This is how an MCP host (a desktop assistant, an editor) runs a server it
 is configured with: as its subprocess, talking over the pipes, and closing
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -94,3 +96,36 @@ async def test_a_call_the_client_gives_up_on_still_completes_its_turn(tmp_path: 
 
 def _statuses(served: ServedAgent) -> list[str]:
     return [turn["status"] for turn in served.turns()]
+
+
+def test_turnkit_mcp_serving_no_tool_refuses_to_start_in_one_line(tmp_path: Path) -> None:
+    config = write_stdio_config(tmp_path, [])
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "turnkit"), "--config", str(config), "mcp"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""  # the protocol's stream: nothing but MCP goes there
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "[service.chat.channel.mcp] tools: no tool to serve" in errors[0]
+
+
+async def test_a_served_tool_answers_with_the_agents_secrets_scrubbed(tmp_path: Path) -> None:
+    # A credential in a command's environment is one of the agent's secrets (as for the model's calls).
+    secret = "tool-token-for-mcp-clients-7"
+    config = write_stdio_config(
+        tmp_path,
+        ["shell.exec"],
+        service={"shell": {"allow": ["printenv"], "env": {"API_TOKEN": secret}}},
+    )
+    with (tmp_path / "agent.log").open("w", encoding="utf-8") as errlog:
+        async with stdio_session(config, errlog) as session:
+            printed = await session.call_tool("shell.exec", {"argv": ["printenv", "API_TOKEN"]})
+    assert not printed.is_error
+    assert secret not in text_of(printed)
+    assert json.loads(text_of(printed))["stdout"].strip() == "[secret]"

@@ -38,8 +38,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 from turnkit_hookspecs import ChannelMessage
-from turnkit_services.chat import Channel, ChatOutcome, ChatPath
-from turnkit_services.chat.terminal import LineReader
+from turnkit_services.chat import Channel, ChatOutcome, ChatPath, LineReader
 
 from .server import AgentServer
 from .server_settings import McpServerSettings

@@ -2,9 +2,10 @@
 
 Two kinds of tool are exposed. A service action offered to the model as a
 tool (``memory.search``) keeps its name, description and JSON schema, and a
-call runs it through ``context.invoke``: what it returns is the call's text
-(JSON unless it is a string), an action that fails is a tool error with
-its message. ``send`` runs a chat turn, as a message on any other channel
+call runs it through ``context.run_tool``, as a model's call runs: the
+result is the text the model would read (JSON unless the action returned
+a string, the agent's secrets scrubbed), an action that fails is a tool
+error with its message. ``send`` runs a chat turn, as a message on any other channel
 would, through the chat main path (so the chat points, guards and the
 store see it like every other turn), and answers with the agent's reply
 and the session that holds it.
@@ -19,7 +20,6 @@ exception: the channel must outlive any client.
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from turnkit_hookspecs import ChannelMessage, Message, Principal, ToolSpec, unstructure
+from turnkit_hookspecs import ChannelMessage, Message, Principal, ToolCallBlock, ToolSpec, unstructure
 from turnkit_services.chat import ChatPath
 
 from .server_settings import TABLE
@@ -106,19 +106,16 @@ class AgentServer:
         if params.name == SEND and self.sends:
             return await self._send(_client(ctx, self.channel.name), arguments)
         if params.name in self.services:
-            return await self._invoke(params.name, arguments)
+            return await self._run(ctx, params.name, arguments)
         exposed = ", ".join(tool.name for tool in self.tools)
         raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r} (this server has: {exposed})")
 
-    async def _invoke(self, name: str, arguments: Mapping[str, Any]) -> types.CallToolResult:
-        try:
-            result = await self.chat.context.invoke(name, arguments)
-        except Exception as exc:  # the service went away meanwhile: the client hears of it, nobody else
-            self.chat.context.logger.warning("mcp channel: tool %s failed: %s", name, exc)
-            return _failed(f"{name} failed: {exc}")
-        if not result.ok:
-            return _failed(result.error or f"{name} failed")
-        return types.CallToolResult(content=[_text(_rendered(result.value))])
+    async def _run(
+        self, ctx: ServerRequestContext[Any], name: str, arguments: Mapping[str, Any]
+    ) -> types.CallToolResult:
+        call = ToolCallBlock(f"mcp-{ctx.request_id}", name, arguments)
+        output = await self.chat.context.run_tool(call)
+        return types.CallToolResult(content=[_text(output.output)], is_error=output.is_error)
 
     async def _send(self, client: Principal, arguments: Mapping[str, Any]) -> types.CallToolResult:
         problem = _send_problem(arguments)
@@ -198,13 +195,6 @@ def _client(ctx: ServerRequestContext[Any], channel: str) -> Principal:
         return Principal(channel, ANONYMOUS_CLIENT)
     info = params.client_info
     return Principal(channel, info.name, info.title)
-
-
-def _rendered(value: Any) -> str:
-    """An action's value as the text the client reads: JSON unless it is a string."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(unstructure(value), ensure_ascii=False, default=str)
 
 
 def _text(text: str) -> types.TextContent:
