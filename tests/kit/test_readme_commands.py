@@ -82,6 +82,11 @@ SKIPPED = {
         "installs into the test's own environment; tests/packaging installs every channel into a"
         " fresh venv from a loopback index and answers a platform request through each"
     ),
+    "turnkit --config /path/to/turnkit.toml mcp": (
+        "the command of turnkit-mcp, which the test's environment lacks (an installed plugin would change"
+        " what the runtime's tests see); its own tests run it under the MCP SDK's client, and"
+        " tests/packaging under another agent's mcp plugin"
+    ),
     "pip install tox && tox run-parallel": (
         "installs tox from the package index, and runs the whole suite, this test included"
     ),

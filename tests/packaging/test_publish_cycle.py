@@ -542,6 +542,52 @@ def test_every_channel_answers_a_turn_from_its_platform(
     assert len(sessions) == 3
 
 
+def test_an_agent_calls_another_through_mcp(installed: dict[str, Any], venv: Venv, tmp_path: Path) -> None:
+    """turnkit-mcp both ways: agent B's model calls ``served.send``, a tool of agent A's ``turnkit mcp``."""
+    require("turnkit-mcp")
+    served, caller = tmp_path / "served", tmp_path / "caller"
+    served.mkdir()
+    caller.mkdir()
+    (served / "turnkit.toml").write_text(
+        """
+[store]
+url = "served.db"
+
+[plugin.auth.initiators]
+user = "allow"   # the MCP client speaks as a user
+
+[service.chat.channel.mcp]
+tools = ["send"]
+""",
+        encoding="utf-8",
+    )
+    (caller / "turnkit.toml").write_text(
+        f"""
+[store]
+url = "caller.db"
+
+[model]
+script = [{{ tool = "served.send", args = {{ text = "hello from the caller" }} }}]
+
+[plugin.mcp.servers.served]
+command = "{venv.bin / "turnkit"}"
+args = ["--config", "{served / "turnkit.toml"}", "mcp"]
+""",
+        encoding="utf-8",
+    )
+    result = venv.turnkit_result(
+        "--config", str(caller / "turnkit.toml"), "send", "--json", "ask the other agent"
+    )
+    assert result.returncode == 0, result
+    sent = json.loads(result.stdout)
+    # the scripted model called the tool, then echoed its output: the served agent's reply
+    assert "hello from the caller" in reply_text(sent), sent
+    stored = json.loads(
+        venv.turnkit("--config", str(served / "turnkit.toml"), "sessions", "list", "--json", cwd=served)
+    )
+    assert len(stored) == 1  # the served agent ran the turn, in a session of its own store
+
+
 def post_json(port: int, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """POST ``body`` to the served agent; its status and JSON answer."""
     request = urllib.request.Request(
