@@ -15,7 +15,7 @@ import inspect
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from turnkit_hookspecs import (
@@ -47,8 +47,12 @@ from .points import Points
 from .secrets import Secrets, protect_logs
 from .storage import ServiceStorage
 from .store import Store, open_store
-from .tracing import TurnTraceSink
+from .telemetry import Telemetry
+from .tracing import TraceSinks, TurnTraceSink
 from .watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 T = TypeVar("T")
 ConfigSource = Config | str | os.PathLike[str] | None
@@ -65,9 +69,12 @@ class Agent:
         manager: PluginManager | None = None,
         logger: logging.Logger | None = None,
         resume: bool = True,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         """``config`` is a :class:`Config`, a TOML file path, or ``None`` (``$TURNKIT_CONFIG``
         or ``./turnkit.toml``). ``manager`` replaces discovery (tests, embedding).
+        ``tracer_provider`` is an application's OpenTelemetry provider, which then gets the
+        spans of the turns (see :mod:`turnkit.telemetry`).
 
         With ``resume`` (the default) the agent runs turns from the start:
         it takes over what processes whose lease ran out left running,
@@ -90,6 +97,8 @@ class Agent:
         self._configured: list[tuple[str, object]] = []
         self._model: ModelChoice | None = None
         self.traces = TurnTraceSink()
+        #: Spans and metrics, as ``[telemetry]`` (or ``tracer_provider``) switches them on.
+        self.telemetry = Telemetry.of(self.config, tracer_provider)
         self.actions = ActionRegistry(self.secrets)
         self.context = AgentContext(self)
         #: Services that started, in start order.
@@ -164,7 +173,8 @@ class Agent:
         self._check_names(manager)
         instructions = agent_instructions(self.config)  # read at start: a missing file stops it here
         self._manager = manager
-        self._dispatcher = Dispatcher(manager, self.traces)
+        sinks = self.telemetry.sinks
+        self._dispatcher = Dispatcher(manager, TraceSinks([self.traces, *sinks]) if sinks else self.traces)
         try:
             self._store = await open_store(self.config.store, self.config.base_dir, secrets=self.secrets)
         except StoreError as exc:
@@ -187,6 +197,7 @@ class Agent:
                 self.logger,
                 self.secrets,
                 instructions=instructions,
+                telemetry=self.telemetry,
             )
             await self._start_services(manager)
             await self._orchestrator.start(resume=self._resume)
@@ -215,6 +226,7 @@ class Agent:
             await self._close_plugins()
         finally:
             await self._store.close()
+            await self.telemetry.close()
             self._stop_watching()
             self._store = self._orchestrator = None
 

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import attrs
 from turnkit_hookspecs import PayloadError, structure
@@ -278,6 +279,32 @@ class SecretsConfig:
                 )
 
 
+def _otlp_url(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    parts = urlsplit(value)
+    if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+        raise setting_error(
+            attribute.name, f"must be an http:// or https:// URL (OTLP over HTTP), got {value!r}"
+        )
+
+
+@attrs.frozen
+class TelemetryConfig:
+    """``[telemetry]``: standard telemetry, each part off until switched on.
+
+    ``metrics = true`` counts turns and hook calls for Prometheus, served at
+    ``/metrics`` on the HTTP channel. ``otlp_endpoint`` exports traces over
+    OTLP/HTTP to a collector (Jaeger, Tempo, any OTLP backend): a span per
+    turn with a child per hook call and per tool step; a URL without a path
+    gets the standard ``/v1/traces``. ``service_name`` is the
+    ``service.name`` the spans carry. Both need the ``telemetry`` extra
+    (``pip install 'turnkit[telemetry]'``).
+    """
+
+    metrics: bool = False
+    otlp_endpoint: str = attrs.field(default="", validator=_otlp_url)
+    service_name: str = attrs.field(default="turnkit", validator=nonblank)
+
+
 @attrs.frozen
 class Config:
     """The whole configuration file.
@@ -296,6 +323,7 @@ class Config:
     services: ServicesConfig = attrs.field(factory=ServicesConfig)
     plugins: PluginsConfig = attrs.field(factory=PluginsConfig)
     secrets: SecretsConfig = attrs.field(factory=SecretsConfig)
+    telemetry: TelemetryConfig = attrs.field(factory=TelemetryConfig)
     plugin: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     service: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     base_dir: str = "."

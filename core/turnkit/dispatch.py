@@ -78,6 +78,11 @@ class Dispatcher:
         self.dropped = 0
         self._dropping = False
 
+    @property
+    def effects_waiting(self) -> int:
+        """Effect dispatches queued and not yet taken by a worker."""
+        return self._queue.qsize() if self._queue is not None else 0
+
     # ------------------------------------------------------------------ plans
 
     def plan(self, point: str) -> Plan:

@@ -53,6 +53,7 @@ from .lease import ProcessIdentity, is_gone, this_process
 from .prompting import assemble
 from .sessions import Sessions
 from .streaming import TurnStream
+from .telemetry import Telemetry
 from .tracing import trace_scope
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ class SessionOrchestrator:
         logger: logging.Logger,
         secrets: Secrets,
         instructions: str = "",
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.agent_id = agent_id
         self.store = store
@@ -95,6 +97,7 @@ class SessionOrchestrator:
         #: The agent's instructions (``[agent] instructions`` or its file), for sessions without their own.
         self.instructions = instructions
         self.sessions = Sessions(store, agent_id)
+        self.telemetry = Telemetry() if telemetry is None else telemetry
         self._identity = this_process()
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wake: set[str] = set()
@@ -502,6 +505,7 @@ class SessionOrchestrator:
         token = trace_scope.set(turn.turn_id)
         info = turn.info
         running = running_turn.set(info)
+        self.telemetry.turn_started(info)
         try:
             session = await self.sessions.get(turn.session_id)
             contexts = SessionContexts(self, session.info, turn.turn_id)
@@ -565,7 +569,10 @@ class SessionOrchestrator:
                     f"the model asked for tools more than {limit} times ([turns] max_tool_steps)"
                 )
             offered = {tool.name: tool.plugin for tool in prompt.tools}
-            outputs = [await self._run_tool(contexts, info, call, offered) for call in calls]
+            outputs = []
+            for call in calls:
+                with self.telemetry.tool_step(info, call):
+                    outputs.append(await self._run_tool(contexts, info, call, offered))
             results = Message("tool", outputs)
             steps += [reply, results]
             prompt = attrs.evolve(prompt, messages=(*prompt.messages, reply, results))
@@ -626,6 +633,7 @@ class SessionOrchestrator:
             trace=self.traces.take(),
             instructions=instructions,
         )
+        self.telemetry.turn_finished(done)
         took = 1000 * (done.finished_at - done.started_at) if done.finished_at and done.started_at else 0.0
         self.log.info("session %s turn %d %s in %.0f ms", done.session_id, done.number, done.status, took)
         return done

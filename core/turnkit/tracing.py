@@ -70,6 +70,26 @@ class TraceSink(Protocol):
 Batch = tuple[str | None, str, Kind, Sequence[str], Sequence[float], Marks]
 
 
+class TraceSinks:
+    """Hands every batch to several sinks: the store's, and telemetry's when it is on."""
+
+    def __init__(self, sinks: Sequence[TraceSink]) -> None:
+        self._sinks = tuple(sinks)
+
+    def record(
+        self,
+        scope: str | None,
+        point: str,
+        kind: Kind,
+        plugins: Sequence[str],
+        stamps: Sequence[float],
+        marks: Marks,
+    ) -> None:
+        """Give one dispatch's calls to each sink, in order."""
+        for sink in self._sinks:
+            sink.record(scope, point, kind, plugins, stamps, marks)
+
+
 class MemoryTraceSink:
     """Keeps the calls of the last ``maxlen`` dispatches in memory."""
 

@@ -20,12 +20,15 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from turnkit.agent import Agent
 from turnkit.config import Config, parse_config
 from turnkit.manager import PluginManager
 from turnkit_hookspecs import Message, Prompt, SessionExtensionContext, TurnInfo, hookimpl
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 
 def agent_config(tmp_path: Path, db: str = "t.db", **tables: Any) -> Config:
@@ -42,9 +45,13 @@ def build_agent(
     db: str = "t.db",
     plugins_table: Mapping[str, Any] | None = None,
     services_table: Mapping[str, Any] | None = None,
+    tracer_provider: TracerProvider | None = None,
     **tables: Any,
 ) -> Agent:
-    """An agent (not started) with ``plugins`` (name → object) and ``services`` registered."""
+    """An agent (not started) with ``plugins`` (name → object) and ``services`` registered.
+
+    ``tracer_provider`` is the application's OpenTelemetry provider the agent hands its spans.
+    """
     for name, table in (("plugins", plugins_table), ("services", services_table)):
         if table is not None:
             tables[name] = table
@@ -54,7 +61,7 @@ def build_agent(
         manager.add_service(service)
     for name, plugin in (plugins or {}).items():
         manager.register(plugin, name)
-    return Agent(config, manager=manager)
+    return Agent(config, manager=manager, tracer_provider=tracer_provider)
 
 
 @asynccontextmanager

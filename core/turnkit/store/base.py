@@ -340,6 +340,10 @@ class Store(abc.ABC):
         the longest-waiting first."""
 
     @abc.abstractmethod
+    async def queued_count(self, agent_id: str) -> int:
+        """How many turns of ``agent_id``'s sessions are ``queued`` (for the metrics)."""
+
+    @abc.abstractmethod
     async def outcomes(self, turn_ids: Sequence[str]) -> list[TurnOutcome]:
         """Where each known turn of ``turn_ids`` stands (unknown ids are left out)."""
 

@@ -301,6 +301,9 @@ class SQLStore(Store):
     async def claimable_sessions(self, agent_id: str) -> list[str]:
         return await self._read(turns.claimable_sessions, agent_id)
 
+    async def queued_count(self, agent_id: str) -> int:
+        return await self._read(turns.queued_count, agent_id)
+
     async def outcomes(self, turn_ids: Sequence[str]) -> list[TurnOutcome]:
         if not turn_ids:
             return []

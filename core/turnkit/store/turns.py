@@ -275,6 +275,16 @@ def claimable_sessions(tx: Tx, agent_id: str) -> list[str]:
     return [row[0] for row in found]
 
 
+def queued_count(tx: Tx, agent_id: str) -> int:
+    """How many turns of ``agent_id``'s sessions wait to be run."""
+    row = tx.one(
+        "SELECT COUNT(*) FROM turns t JOIN sessions s ON s.id = t.session_id"
+        " WHERE t.status = 'queued' AND s.agent_id = ?",
+        (agent_id,),
+    )
+    return int(row[0]) if row is not None else 0
+
+
 def outcomes(tx: Tx, turn_ids: Sequence[str]) -> list[TurnOutcome]:
     """Where each of ``turn_ids`` stands: its record, and how it ended once it has.
 
