@@ -31,6 +31,7 @@ from turnkit_hookspecs import (
     ToolSpec,
     TurnInfo,
     TurnResult,
+    WebApp,
 )
 
 from .actions import ActionRegistry
@@ -543,6 +544,17 @@ class AgentContext:
     def tools(self) -> tuple[ToolSpec, ...]:
         """The services' actions offered to the model as tools."""
         return self._agent.actions.tools
+
+    @property
+    def web(self) -> Mapping[str, WebApp]:
+        """The runtime's web endpoints, by path: ``/metrics`` when ``[telemetry] metrics`` is on."""
+        metrics = self._agent.telemetry.metrics
+        if metrics is None:
+            return {}
+        from .metrics import MetricsEndpoint
+
+        agent = self._agent
+        return {"/metrics": MetricsEndpoint(metrics, lambda: (agent.store, agent.dispatcher))}
 
     async def run_tool(self, call: ToolCallBlock) -> ToolOutputBlock:
         """Run a service tool as a model's call runs, secrets scrubbed (see ``ExecutionContext.run_tool``)."""

@@ -12,7 +12,8 @@ in one process never mix their counts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from turnkit_hookspecs import Kind
@@ -103,3 +104,49 @@ class Metrics:
         self.queued_turns.set(await store.queued_count(self.agent_id))
         self.leases.set(sum(1 for owner in await store.owners(self.agent_id) if owner.live))
         return generate_latest(self.registry)
+
+
+class MetricsEndpoint:
+    """``GET /metrics``: an ASGI application (the HTTP channel serves it behind its token).
+
+    ``parts`` gives the store and the dispatcher when a scrape comes: the
+    agent's, which exist only while it runs.
+    """
+
+    def __init__(self, metrics: Metrics, parts: Callable[[], tuple[Store, Dispatcher]]) -> None:
+        self.metrics = metrics
+        self.parts = parts
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            await _respond(
+                send,
+                405,
+                b'{"error": "/metrics answers GET"}',
+                "application/json",
+                [(b"allow", b"GET, HEAD")],
+            )
+            return
+        body = await self.metrics.render(*self.parts())
+        await _respond(send, 200, b"" if scope["method"] == "HEAD" else body, CONTENT_TYPE)
+
+
+async def _respond(
+    send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    status: int,
+    body: bytes,
+    content_type: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    fields = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": fields})
+    await send({"type": "http.response.body", "body": body})

@@ -21,6 +21,7 @@ from .context import (
     SessionExtensionContext,
     Storage,
     StorageConflict,
+    WebApp,
     current_turn,
 )
 from .convert import PayloadError, converter, from_json, structure, to_json, unstructure
@@ -117,6 +118,7 @@ __all__ = [
     "TurnResult",
     "TurnStatus",
     "UrlSource",
+    "WebApp",
     "__version__",
     "action",
     "action_specs",

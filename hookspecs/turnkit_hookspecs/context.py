@@ -9,7 +9,7 @@ to the runtime's orchestrator (and audited there).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,6 +46,16 @@ def current_turn() -> TurnInfo | None:
 
 #: Receives the reply's text chunks as the model produces them (``SessionAccess.turn(stream=...)``).
 ChunkListener = Callable[[str], Awaitable[None]]
+
+#: An ASGI application: ``await app(scope, receive, send)``, as every Python web server calls one.
+WebApp = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[MutableMapping[str, Any]]],
+        Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
 
 
 class StorageConflict(Exception):
@@ -349,6 +359,15 @@ class ExecutionContext(Protocol):
 
         What a channel exposing the agent's tools to other programs (MCP)
         lists; ``run_tool`` runs one.
+        """
+
+    @property
+    def web(self) -> Mapping[str, WebApp]:
+        """The runtime's own web endpoints, by path (``/metrics`` when ``[telemetry] metrics`` is on).
+
+        The HTTP channel serves each at its path, behind its bearer token
+        like the HTTP API; an agent without the HTTP channel does not
+        serve them.
         """
 
     async def run_tool(self, call: ToolCallBlock) -> ToolOutputBlock:

@@ -10,7 +10,8 @@ agent. Routes: :mod:`~turnkit_services.chat.http_api` (``/api``) and
 token, the body's size and time limits) first, and every error is JSON
 (:mod:`~turnkit_services.chat.http_errors`). Other channels' routes (a
 platform's webhooks, :meth:`Channel.routes`) are mounted here too, by
-:meth:`HttpChannel.mount`, outside the bearer token.
+:meth:`HttpChannel.mount`, outside the bearer token; so are the runtime's
+own endpoints (``context.web``: ``/metrics``), behind it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class HttpChannel(Channel):
         self._mounted: list[BaseRoute] = []
         self._open: list[BaseRoute] = []
         self._owners: dict[str, str] = {}
+        # The runtime's own endpoints (/metrics), behind the token like the HTTP API.
+        runtime = [Route(path, endpoint) for path, endpoint in chat.context.web.items()]
+        self.mount("the runtime (turnkit)", runtime, public=False)
 
     def mount(self, owner: str, routes: Sequence[BaseRoute], *, public: bool = True) -> None:
         """Serve another channel's ``routes`` here; ``owner`` names it in errors.
