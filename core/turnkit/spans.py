@@ -43,8 +43,9 @@ class TurnSpans:
     def __init__(self, tracer: Tracer, agent_id: str) -> None:
         self._tracer = tracer
         self._agent_id = agent_id
-        #: The span of each recent turn, by turn id: open while it runs, then kept for late effects.
-        self._turns: OrderedDict[str, Span] = OrderedDict()
+        #: The span and session of each recent turn, by turn id: open while it runs, then kept for
+        #: the effects that finish later.
+        self._turns: OrderedDict[str, tuple[Span, str]] = OrderedDict()
         #: Add to a ``perf_counter_ns`` reading to get nanoseconds since the epoch.
         self._offset = time.time_ns() - time.perf_counter_ns()
 
@@ -60,17 +61,18 @@ class TurnSpans:
                 "turnkit.turn.number": info.number,
             },
         )
-        self._turns[info.turn_id] = span
+        self._turns[info.turn_id] = span, info.session_id
         while len(self._turns) > KEPT_TURNS:
-            _, old = self._turns.popitem(last=False)
+            _, (old, _) = self._turns.popitem(last=False)
             if old.is_recording():  # still open this long after: its turn was lost (the process stops)
                 old.end()
 
     def turn_finished(self, turn: TurnRecord) -> None:
         """End the span of ``turn``, with its status (and its error)."""
-        span = self._turns.get(turn.turn_id)
-        if span is None:
+        found = self._turns.get(turn.turn_id)
+        if found is None:
             return
+        span = found[0]
         span.set_attribute("turnkit.status", turn.status)
         if turn.status == "failed":
             span.set_status(Status(StatusCode.ERROR, turn.error))
@@ -79,9 +81,14 @@ class TurnSpans:
     @contextmanager
     def tool_step(self, info: TurnInfo, call: ToolCallBlock) -> Iterator[None]:
         """A span for one tool call of turn ``info``, holding the hook calls made meanwhile."""
-        parent = self._turns.get(info.turn_id)
-        context = trace.set_span_in_context(parent) if parent is not None else None
-        attributes = {"turnkit.tool": call.name, "turnkit.tool_call_id": call.tool_call_id}
+        found = self._turns.get(info.turn_id)
+        context = trace.set_span_in_context(found[0]) if found is not None else None
+        attributes = {
+            "turnkit.session_id": info.session_id,
+            "turnkit.turn_id": info.turn_id,
+            "turnkit.tool": call.name,
+            "turnkit.tool_call_id": call.tool_call_id,
+        }
         span = self._tracer.start_span(f"tool {call.name}", context=context, attributes=attributes)
         token = _tool_step.set(span)
         try:
@@ -102,11 +109,13 @@ class TurnSpans:
         """Make a span per call of one dispatch of ``point`` (calls outside a turn make none)."""
         if scope is None:
             return
-        parent = _tool_step.get() or self._turns.get(scope)
+        turn_span, session_id = self._turns.get(scope, (None, None))
+        parent = _tool_step.get() or turn_span
         context = trace.set_span_in_context(parent) if parent is not None else None
         for index, plugin in enumerate(plugins):
             outcome, error = marks.get(index, ("ok", None))
             attributes = {
+                "turnkit.session_id": session_id or "",
                 "turnkit.turn_id": scope,
                 "turnkit.point": point,
                 "turnkit.kind": kind.value,

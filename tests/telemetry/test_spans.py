@@ -61,7 +61,7 @@ def of_turn(spans: tuple[ReadableSpan, ...], turn_id: str) -> list[ReadableSpan]
     calls = [
         s
         for s in spans
-        if s.attributes and s.attributes.get("turnkit.turn_id") == turn_id and s.name != "turn"
+        if s.attributes and s.attributes.get("turnkit.turn_id") == turn_id and "turnkit.point" in s.attributes
     ]
     return sorted(calls, key=lambda span: span.start_time or 0)
 
@@ -105,6 +105,7 @@ async def test_the_spans_of_a_turn_match_its_stored_trace_one_to_one(
     assert by_parent["turn_authorize"] == turn.context.span_id
     assert by_parent["turn_completed"] == turn.context.span_id  # an effect, after the commit
     assert {s.context.trace_id for s in [*calls, step]} == {turn.context.trace_id}
+    assert {s.attributes["turnkit.session_id"] for s in [*calls, step]} == {result.turn.session_id}
 
 
 async def test_denials_and_failures_are_marked(tmp_path: Path, exporter: InMemorySpanExporter) -> None:
