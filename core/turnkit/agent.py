@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 from turnkit_hookspecs import (
     ActionResult,
+    AsgiApp,
     ChunkListener,
     Initiator,
     Message,
@@ -31,7 +32,6 @@ from turnkit_hookspecs import (
     ToolSpec,
     TurnInfo,
     TurnResult,
-    WebApp,
 )
 
 from .actions import ActionRegistry
@@ -546,7 +546,7 @@ class AgentContext:
         return self._agent.actions.tools
 
     @property
-    def web(self) -> Mapping[str, WebApp]:
+    def web_apps(self) -> Mapping[str, AsgiApp]:
         """The runtime's web endpoints, by path: ``/metrics`` when ``[telemetry] metrics`` is on."""
         metrics = self._agent.telemetry.metrics
         if metrics is None:

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import session_points, turn_points
 from .context import (
+    AsgiApp,
     ChunkListener,
     Dispatch,
     ExecutionContext,
@@ -21,7 +22,6 @@ from .context import (
     SessionExtensionContext,
     Storage,
     StorageConflict,
-    WebApp,
     current_turn,
 )
 from .convert import PayloadError, converter, from_json, structure, to_json, unstructure
@@ -74,6 +74,7 @@ __all__ = [
     "PROJECT_NAME",
     "ActionResult",
     "ActionSpec",
+    "AsgiApp",
     "AttachmentBlock",
     "Base64Source",
     "Block",
@@ -118,7 +119,6 @@ __all__ = [
     "TurnResult",
     "TurnStatus",
     "UrlSource",
-    "WebApp",
     "__version__",
     "action",
     "action_specs",

@@ -48,7 +48,7 @@ def current_turn() -> TurnInfo | None:
 ChunkListener = Callable[[str], Awaitable[None]]
 
 #: An ASGI application: ``await app(scope, receive, send)``, as every Python web server calls one.
-WebApp = Callable[
+AsgiApp = Callable[
     [
         MutableMapping[str, Any],
         Callable[[], Awaitable[MutableMapping[str, Any]]],
@@ -362,7 +362,7 @@ class ExecutionContext(Protocol):
         """
 
     @property
-    def web(self) -> Mapping[str, WebApp]:
+    def web_apps(self) -> Mapping[str, AsgiApp]:
         """The runtime's own web endpoints, by path (``/metrics`` when ``[telemetry] metrics`` is on).
 
         The HTTP channel serves each at its path, behind its bearer token

@@ -11,7 +11,7 @@ token, the body's size and time limits) first, and every error is JSON
 (:mod:`~turnkit_services.chat.http_errors`). Other channels' routes (a
 platform's webhooks, :meth:`Channel.routes`) are mounted here too, by
 :meth:`HttpChannel.mount`, outside the bearer token; so are the runtime's
-own endpoints (``context.web``: ``/metrics``), behind it.
+own endpoints (``context.web_apps``: ``/metrics``), behind it.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class HttpChannel(Channel):
         self._open: list[BaseRoute] = []
         self._owners: dict[str, str] = {}
         # The runtime's own endpoints (/metrics), behind the token like the HTTP API.
-        runtime = [Route(path, endpoint) for path, endpoint in chat.context.web.items()]
+        runtime = [Route(path, endpoint) for path, endpoint in chat.context.web_apps.items()]
         self.mount("the runtime (turnkit)", runtime, public=False)
 
     def mount(self, owner: str, routes: Sequence[BaseRoute], *, public: bool = True) -> None:
