@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 from turnkit_hookspecs import (
     ActionResult,
-    AsgiApp,
     ChunkListener,
     Initiator,
     Message,
@@ -32,6 +31,7 @@ from turnkit_hookspecs import (
     ToolSpec,
     TurnInfo,
     TurnResult,
+    WebApp,
 )
 
 from .actions import ActionRegistry
@@ -408,6 +408,12 @@ class Agent:
         """Make :meth:`serve` return (safe to call from a signal handler on the loop)."""
         self._stop_serving.set()
 
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set once :meth:`request_stop` was called: what long-lived responses (the console's
+        live stream) wait on, so that they end before the HTTP server's shutdown waits for them."""
+        return self._stop_serving
+
     # ------------------------------------------------------------------ conveniences
 
     async def send(
@@ -509,6 +515,7 @@ class AgentContext:
     def __init__(self, agent: Agent) -> None:
         self._agent = agent
         self._sessions = SessionsView(agent)
+        self._web_apps: dict[str, WebApp] | None = None
 
     @property
     def agent_id(self) -> str:
@@ -545,17 +552,6 @@ class AgentContext:
         """The services' actions offered to the model as tools."""
         return self._agent.actions.tools
 
-    @property
-    def web_apps(self) -> Mapping[str, AsgiApp]:
-        """The runtime's web endpoints, by path: ``/metrics`` when ``[telemetry] metrics`` is on."""
-        metrics = self._agent.telemetry.metrics
-        if metrics is None:
-            return {}
-        from .metrics import MetricsEndpoint
-
-        agent = self._agent
-        return {"/metrics": MetricsEndpoint(metrics, lambda: (agent.store, agent.dispatcher))}
-
     async def run_tool(self, call: ToolCallBlock) -> ToolOutputBlock:
         """Run a service tool as a model's call runs, secrets scrubbed (see ``ExecutionContext.run_tool``)."""
         return await self._agent.actions.run_tool(call)
@@ -572,6 +568,25 @@ class AgentContext:
     def storage(self, namespace: str) -> ServiceStorage:
         """Durable records of ``namespace`` (a service's name) in the agent's store."""
         return ServiceStorage(self._agent.store, namespace)
+
+    @property
+    def web_apps(self) -> Mapping[str, WebApp]:
+        """The console at ``/console``, and ``/metrics`` when ``[telemetry] metrics`` is on.
+
+        Built when first asked: only a serving HTTP channel asks.
+        """
+        if self._web_apps is None:
+            from .console.hosts import PATH, served_console
+
+            agent = self._agent
+            self._web_apps = {PATH: served_console(agent)}
+            metrics = agent.telemetry.metrics
+            if metrics is not None:
+                from .metrics import MetricsEndpoint
+
+                endpoint = MetricsEndpoint(metrics, lambda: (agent.store, agent.dispatcher))
+                self._web_apps["/metrics"] = WebApp(endpoint)
+        return self._web_apps
 
 
 def _serves(service: Any) -> bool:

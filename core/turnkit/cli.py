@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -115,10 +115,11 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     inactive. Exits with status 1 when a plugin listed in plugins.required
     is not loaded.
     """
+    from .console.plugins import listed_records
     from .errors import RequiredPluginError
 
     manager = _manager(ctx)
-    records = sorted(manager.records.values(), key=lambda r: (r.group != "turnkit.plugins", r.name))
+    records = listed_records(manager)
     if as_json:
         click.echo(json.dumps([r.as_json() for r in records], indent=2))
     else:
@@ -152,7 +153,7 @@ def hooks(ctx: click.Context, point: str | None, as_json: bool) -> None:
     manager = _manager(ctx)
     try:
         names = [point] if point else sorted(manager.points())
-        described = [_describe_point(manager, name) for name in names]
+        described = [manager.describe_point(name) for name in names]
     except UnknownPointError as exc:
         raise click.UsageError(str(exc)) from exc
     if as_json:
@@ -172,49 +173,17 @@ def hooks(ctx: click.Context, point: str | None, as_json: bool) -> None:
         click.echo(f"warning: {problem}", err=True)
 
 
-def _describe_point(manager: PluginManager, name: str) -> dict[str, Any]:
-    kind = manager.point(name)
-    doc = manager.spec_doc(name)
-    implementations = []
-    for impl in manager.implementations(name):
-        flags = [
-            flag
-            for flag, on in (
-                ("wrapper", impl.wrapper),
-                ("tryfirst", impl.tryfirst),
-                ("trylast", impl.trylast),
-                ("async", impl.is_async),
-            )
-            if on
-        ]
-        implementations.append(
-            {
-                "plugin": impl.plugin,
-                "distribution": impl.distribution,
-                "function": impl.qualname,
-                "flags": flags,
-            }
-        )
-    return {
-        "point": name,
-        "kind": kind.kind.value,
-        "value": kind.value,
-        "declared_by": manager.owner(name),
-        "summary": doc.splitlines()[0] if doc else "",
-        "implementations": implementations,
-    }
-
-
 def _add_commands() -> None:
     from .cli_actions import invoke
     from .cli_config import config
+    from .cli_console import console
     from .cli_init import init
     from .cli_plugin import plugin
     from .cli_serve import chat, serve
     from .cli_sessions import send, sessions
     from .cli_store import store
 
-    for command in (init, send, sessions, store, serve, chat, invoke, config, plugin):
+    for command in (init, send, sessions, store, serve, chat, console, invoke, config, plugin):
         main.add_command(command)
 
 

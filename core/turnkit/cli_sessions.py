@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from .store import SessionRecord, Store, TurnRecord
+    from .store import SessionRecord, Store
 
 T = TypeVar("T")
 
@@ -151,7 +151,9 @@ def list_sessions(ctx: click.Context, kind: str | None, agent_id: str | None, as
     """Sessions, most recently active first."""
     records = _run(ctx, _with_store, lambda store: store.list_sessions(agent_id, kind))
     if as_json:
-        click.echo(json.dumps([_session_json(r) for r in records], indent=2))
+        from .console.documents import session_json
+
+        click.echo(json.dumps([session_json(r) for r in records], indent=2))
         return
     for record in records:
         info = record.info
@@ -253,11 +255,42 @@ def show(ctx: click.Context, session_id: str, trace: bool, audit: bool, full: bo
 
 @sessions.command()
 @click.argument("session_id")
+@click.option(
+    "--html",
+    "as_html",
+    is_flag=True,
+    help="Print a self-contained HTML page instead (readable offline: no script, nothing fetched).",
+)
+@click.option("--turn", "turn_id", help="With --html: only this turn (its id or the start of it).")
 @click.pass_context
-def export(ctx: click.Context, session_id: str) -> None:
-    """The session as JSON: info, messages, turns with their traces, audit trail."""
+def export(ctx: click.Context, session_id: str, as_html: bool, turn_id: str | None) -> None:
+    """The session as JSON: info, messages, turns with their traces, audit trail (or, with --html, as a
+    page, the way the console exports it)."""
+    if turn_id is not None and not as_html:
+        raise click.UsageError("--turn goes with --html")
+    if as_html:
+        click.echo(_run(ctx, _with_store, lambda store: _html(store, session_id, turn_id)), nl=False)
+        return
     data = _run(ctx, _with_store, lambda store: _gather(store, session_id, True, True))
     click.echo(json.dumps(_document(data), indent=2, ensure_ascii=False))
+
+
+async def _html(store: Store, given: str, turn: str | None) -> str:
+    """The export page of a session (or of one of its turns), with the console's renderer."""
+    from .console.export import render_session, render_turn
+    from .console.reader import ConsoleReader
+    from .prefixes import resolve_session_id
+
+    reader = ConsoleReader(store)
+    session_id = await resolve_session_id(store, given)
+    assert session_id is not None  # resolving raised for a missing session
+    if turn is None:
+        return render_session(await reader.session(session_id))
+    turns = [t.turn_id for t in await store.turns(session_id) if t.turn_id.startswith(turn)]
+    if len(turns) != 1:
+        found = "no turn" if not turns else f"{len(turns)} turns"
+        raise click.ClickException(f"{found} of session {session_id} starts with {turn!r}")
+    return render_turn(await reader.turn(turns[0]))
 
 
 # ---------------------------------------------------------------------- helpers
@@ -265,36 +298,11 @@ def export(ctx: click.Context, session_id: str) -> None:
 
 def _document(data: dict[str, Any]) -> dict[str, Any]:
     """What `sessions export` prints; each turn carries the instructions it used."""
-    from turnkit_hookspecs import unstructure
+    from .console.documents import session_document
 
-    return {
-        "session": {**_session_json(data["session"]), "instructions": data["instructions"]},
-        "messages": [
-            {
-                "id": m.id,
-                "turn_id": m.turn_id,
-                "created_at": m.created_at,
-                "compressed": m.compressed,
-                "summary": m.summary,
-                "message": unstructure(m.message),
-            }
-            for m in data["messages"]
-        ],
-        "turns": [
-            {**_turn_json(t), "trace": [_trace_json(c) for c in data["traces"].get(t.turn_id, [])]}
-            for t in data["turns"]
-        ],
-        "audit": [
-            {
-                "at": e.at,
-                "extension_id": e.extension_id,
-                "action": e.action,
-                "turn_id": e.turn_id,
-                "detail": e.detail,
-            }
-            for e in data["audit"]
-        ],
-    }
+    return session_document(
+        data["session"], data["instructions"], data["messages"], data["turns"], data["traces"], data["audit"]
+    )
 
 
 async def _with_store(config_path: str | None, work: Callable[[Store], Awaitable[T]]) -> T:
@@ -327,34 +335,6 @@ async def _gather(store: Store, given: str, trace: bool, audit: bool) -> dict[st
         "turns": turns,
         "traces": {t.turn_id: await store.trace(t.turn_id) for t in turns} if trace else {},
         "audit": await store.audit_events(session_id) if audit else [],
-    }
-
-
-def _session_json(record: SessionRecord) -> dict[str, Any]:
-    from turnkit_hookspecs import unstructure
-
-    return {
-        **unstructure(record.info),
-        "agent_id": record.agent_id,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-    }
-
-
-def _turn_json(turn: TurnRecord) -> dict[str, Any]:
-    import attrs
-
-    return attrs.asdict(turn)
-
-
-def _trace_json(call: Any) -> dict[str, Any]:
-    return {
-        "point": call.point,
-        "kind": str(call.kind),
-        "plugin": call.plugin,
-        "duration": call.duration,
-        "outcome": call.outcome,
-        "error": call.error,
     }
 
 

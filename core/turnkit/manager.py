@@ -370,6 +370,40 @@ class PluginManager:
         rest = [i for i in plain if i.plugin not in preferred]
         return wrappers + first + rest
 
+    def describe_point(self, name: str) -> dict[str, Any]:
+        """``name``'s kind, who declared it, its summary and its implementations in call order,
+        as ``turnkit hooks --json`` prints it and the console shows it."""
+        kind = self.point(name)
+        doc = self.spec_doc(name)
+        implementations = []
+        for impl in self.implementations(name):
+            flags = [
+                flag
+                for flag, on in (
+                    ("wrapper", impl.wrapper),
+                    ("tryfirst", impl.tryfirst),
+                    ("trylast", impl.trylast),
+                    ("async", impl.is_async),
+                )
+                if on
+            ]
+            implementations.append(
+                {
+                    "plugin": impl.plugin,
+                    "distribution": impl.distribution,
+                    "function": impl.qualname,
+                    "flags": flags,
+                }
+            )
+        return {
+            "point": name,
+            "kind": kind.kind.value,
+            "value": kind.value,
+            "declared_by": self.owner(name),
+            "summary": doc.splitlines()[0] if doc else "",
+            "implementations": implementations,
+        }
+
     def _call_rank(self, impl: Implementation) -> tuple[int, int, str]:
         """Priority group, then plugins before services before built-ins, then name."""
         group = 0 if impl.tryfirst else 2 if impl.trylast else 1

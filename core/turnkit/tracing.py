@@ -10,6 +10,7 @@ hot path;
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -33,7 +34,9 @@ class TraceRecord:
 
     ``outcome`` is one of ``ok`` (returned ``None``: allowed, unchanged, no
     answer, or an effect that finished), ``value`` (returned a value that was
-    used), ``deny``, ``error``, ``timeout``.
+    used), ``deny``, ``error``, ``timeout``. ``started`` is when the call
+    began, in Unix seconds (``None`` in rows stored before it was kept): the
+    console draws a turn's calls on a time axis with it.
     """
 
     scope: str | None
@@ -43,6 +46,7 @@ class TraceRecord:
     duration: float
     outcome: str
     error: str | None = None
+    started: float | None = None
 
 
 class TraceSink(Protocol):
@@ -118,13 +122,20 @@ class MemoryTraceSink:
         self._batches.clear()
 
 
+#: Unix time minus ``perf_counter`` time: the stamps (``perf_counter``, cheap and monotonic) as
+#: wall-clock times, read once so that the hot path never calls ``time.time``.
+_EPOCH = time.time() - time.perf_counter()
+
+
 def expand(batch: Batch) -> Iterator[TraceRecord]:
     """Turn one recorded batch into its :class:`TraceRecord` objects."""
     scope, point, kind, plugins, stamps, marks = batch
     for index in range(len(stamps) - 1):
         outcome, error = marks.get(index, ("ok", None))
         duration = stamps[index + 1] - stamps[index]
-        yield TraceRecord(scope, point, kind, plugins[index], duration, outcome, error)
+        yield TraceRecord(
+            scope, point, kind, plugins[index], duration, outcome, error, _EPOCH + stamps[index]
+        )
 
 
 class TurnTraceSink(MemoryTraceSink):

@@ -5,7 +5,7 @@ Plugin authors need only this package::
     from turnkit_hookspecs import Deny, Message, hookimpl
 
 The contract is versioned on its own (semver); pin it as
-``turnkit-hookspecs>=0.1.6,<0.2``.
+``turnkit-hookspecs>=0.1.7,<0.2``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -22,6 +22,7 @@ from .context import (
     SessionExtensionContext,
     Storage,
     StorageConflict,
+    WebApp,
     current_turn,
 )
 from .convert import PayloadError, converter, from_json, structure, to_json, unstructure
@@ -119,6 +120,7 @@ __all__ = [
     "TurnResult",
     "TurnStatus",
     "UrlSource",
+    "WebApp",
     "__version__",
     "action",
     "action_specs",

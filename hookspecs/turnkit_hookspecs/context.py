@@ -9,9 +9,11 @@ to the runtime's orchestrator (and audited there).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol, runtime_checkable
+
+import attrs
 
 from .model import (
     ActionResult,
@@ -46,16 +48,6 @@ def current_turn() -> TurnInfo | None:
 
 #: Receives the reply's text chunks as the model produces them (``SessionAccess.turn(stream=...)``).
 ChunkListener = Callable[[str], Awaitable[None]]
-
-#: An ASGI application: ``await app(scope, receive, send)``, as every Python web server calls one.
-AsgiApp = Callable[
-    [
-        MutableMapping[str, Any],
-        Callable[[], Awaitable[MutableMapping[str, Any]]],
-        Callable[[MutableMapping[str, Any]], Awaitable[None]],
-    ],
-    Awaitable[None],
-]
 
 
 class StorageConflict(Exception):
@@ -325,6 +317,37 @@ class Storage(Protocol):
         """
 
 
+#: An ASGI application: ``await app(scope, receive, send)`` (the types ASGI servers and starlette use).
+AsgiApp = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[MutableMapping[str, Any]]],
+        Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
+
+
+def _paths(paths: Iterable[str]) -> tuple[str, ...]:
+    return tuple(paths)
+
+
+@attrs.frozen
+class WebApp:
+    """An ASGI application the runtime serves on the agent's HTTP server (``ExecutionContext.web_apps``).
+
+    ``public`` are the paths below the application's own served without the
+    bearer token: exact paths (``"/"``: the application's root), or every
+    path starting with what precedes a final ``*`` (``"/assets/*"``). They
+    are for a page and its static files, which hold no data, so that the
+    page can load and ask for the token. Everything else takes the token like
+    the HTTP API. (Contract 0.1.7.)
+    """
+
+    app: AsgiApp
+    public: tuple[str, ...] = attrs.field(default=(), converter=_paths)
+
+
 @runtime_checkable
 class ExecutionContext(Protocol):
     """The capability surface handed to services."""
@@ -361,15 +384,6 @@ class ExecutionContext(Protocol):
         lists; ``run_tool`` runs one.
         """
 
-    @property
-    def web_apps(self) -> Mapping[str, AsgiApp]:
-        """The runtime's own web endpoints, by path (``/metrics`` when ``[telemetry] metrics`` is on).
-
-        The HTTP channel serves each at its path, behind its bearer token
-        like the HTTP API; an agent without the HTTP channel does not
-        serve them.
-        """
-
     async def run_tool(self, call: ToolCallBlock) -> ToolOutputBlock:
         """Run one of :attr:`tools` as a model's call of it runs, outside any turn.
 
@@ -390,3 +404,13 @@ class ExecutionContext(Protocol):
 
     def storage(self, namespace: str) -> Storage:
         """Durable records of ``namespace`` (by convention the service's name) in the agent's store."""
+
+    @property
+    def web_apps(self) -> Mapping[str, WebApp]:
+        """ASGI apps the runtime serves on the agent's HTTP server, by path (``"/console"``, and
+        ``"/metrics"`` when ``[telemetry] metrics`` is on).
+
+        The chat service's HTTP channel mounts each at its path, behind its
+        bearer token except for the app's ``public`` paths; an agent without
+        that channel serves none of them. Built when first read. (Contract 0.1.7.)
+        """

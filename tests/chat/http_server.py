@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,16 +52,18 @@ async def serving_http(
     *,
     http: Mapping[str, Any] | None = None,
     chat: Mapping[str, Any] | None = None,
+    services: Sequence[object] = (),
     **options: Any,
 ) -> AsyncIterator[Served]:
-    """Serve an agent with the chat service; ``http`` and ``chat`` add to its tables.
+    """Serve an agent with the chat service (and ``services``); ``http`` and ``chat`` add to its tables.
 
     Other keywords go to :func:`~tests.support.agents.running_agent`
     (``plugins=``, ``model=`` …).
     """
     service = ChatService()
     table = {**(chat or {}), "http": {"port": 0, **(http or {})}}
-    async with running_agent(tmp_path, services=[service], service={"chat": table}, **options) as agent:
+    everything = [service, *services]
+    async with running_agent(tmp_path, services=everything, service={"chat": table}, **options) as agent:
         serving = asyncio.create_task(agent.serve())
         try:
             channel = await _listening(service, serving)

@@ -242,3 +242,23 @@ def test_a_channel_may_not_claim_the_apis_paths(
         turnkit_served.start()
 
     assert "hook (turnkit-fixture-webhook) claims the path /api/chats/x/messages" in str(failed.value)
+
+
+def test_a_channel_may_not_claim_the_consoles_paths(
+    turnkit_served: ServedAgent, webhook_dists: dict[str, Path]
+) -> None:
+    turnkit_served.env["PYTHONPATH"] = str(webhook_dists["webhook"])
+    turnkit_served.configure(
+        service={
+            "chat": {
+                "channels": ["http", "hook"],
+                "channel": {"hook": {"reply_url": "http://127.0.0.1:9/", "path": "/console/events"}},
+            }
+        }
+    )
+
+    with pytest.raises(RuntimeError) as failed:
+        turnkit_served.start()
+
+    message = str(failed.value)
+    assert "hook (turnkit-fixture-webhook) claims the path /console/events, under /console" in message

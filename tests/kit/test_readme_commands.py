@@ -14,7 +14,8 @@ command's ``--config`` names). A block that reaches the README's HTTP port
 runs against a real ``turnkit serve`` of the README's own HTTP configuration,
 as written but on a free port; curl fails on an HTTP error there (a
 ``.curlrc`` in the workspace's home says ``fail-with-body``). ``turnkit serve``
-itself is started, must announce where it listens, and must exit 0 on SIGTERM;
+and ``turnkit console`` (on a free port) are started, must announce where they
+listen, and must exit 0 on SIGTERM;
 ``turnkit chat`` gets a question on stdin. ``ID`` stands for the workspace's
 session, a ``postgresql://`` URL for a fresh database of the test server.
 
@@ -332,8 +333,11 @@ def run_command(workspace: Workspace, command: Command, port: int | None) -> Non
     """Run one README command in ``workspace`` as a user would, and check it succeeds."""
     text = workspace.expand(command.text, port)
     which = subcommand(text)
-    if which == "serve":
-        with workspace.serving(words_of(text)):
+    if which in ("serve", "console"):
+        argv = words_of(text)
+        if which == "console" and "--port" not in argv:
+            argv += ["--port", "0"]  # its default port (8322) may be taken
+        with workspace.serving(argv):
             pass
         return
     stdin = "hello\n" if which == "chat" else ""  # a piped chat prints only the answers

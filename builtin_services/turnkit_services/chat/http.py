@@ -4,14 +4,14 @@ It runs while the agent serves (``turnkit serve``), listening on
 ``[service.chat.http] host`` (loopback unless told otherwise) and ``port``
 (``0`` picks a free one). The address is printed on stderr once the socket
 listens, and kept in :attr:`HttpChannel.address` for whoever embeds the
-agent. Routes: :mod:`~turnkit_services.chat.http_api` (``/api``) and
-:mod:`~turnkit_services.chat.openai_api` (``/v1``); every request passes
+agent. Routes: :mod:`~turnkit_services.chat.http_api` (``/api``),
+:mod:`~turnkit_services.chat.openai_api` (``/v1``) and the runtime's web
+apps (``ExecutionContext.web_apps``: the console at ``/console``, ``/metrics``); every request passes
 :mod:`~turnkit_services.chat.http_middleware` (a catch-all, the bearer
 token, the body's size and time limits) first, and every error is JSON
 (:mod:`~turnkit_services.chat.http_errors`). Other channels' routes (a
 platform's webhooks, :meth:`Channel.routes`) are mounted here too, by
-:meth:`HttpChannel.mount`, outside the bearer token; so are the runtime's
-own endpoints (``context.web_apps``: ``/metrics``), behind it.
+:meth:`HttpChannel.mount`, outside the bearer token.
 """
 
 from __future__ import annotations
@@ -22,15 +22,17 @@ import ipaddress
 import os
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import ClassVar
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
-from turnkit_hookspecs import ChannelMessage, ChunkListener
+from turnkit_hookspecs import ChannelMessage, ChunkListener, WebApp
 
 from .channel import Channel, ChatOutcome, ChatPath
 from .http_api import ChatApi
@@ -67,9 +69,6 @@ class HttpChannel(Channel):
         self._mounted: list[BaseRoute] = []
         self._open: list[BaseRoute] = []
         self._owners: dict[str, str] = {}
-        # The runtime's own endpoints (/metrics), behind the token like the HTTP API.
-        runtime = [Route(path, endpoint) for path, endpoint in chat.context.web_apps.items()]
-        self.mount("the runtime (turnkit)", runtime, public=False)
 
     def mount(self, owner: str, routes: Sequence[BaseRoute], *, public: bool = True) -> None:
         """Serve another channel's ``routes`` here; ``owner`` names it in errors.
@@ -143,9 +142,13 @@ class HttpChannel(Channel):
             routes += OpenAIApi(self).routes()
         settings = self.settings
         routes += self._mounted
+        web, open_paths = self._web_apps()
+        routes += web
         middleware = [Middleware(CatchAll, logger=self.chat.context.logger)]
         if token is not None:
-            middleware.append(Middleware(BearerAuth, token=token, open_routes=tuple(self._open)))
+            middleware.append(
+                Middleware(BearerAuth, token=token, open_routes=tuple(self._open), open_paths=open_paths)
+            )
         middleware.append(
             Middleware(BodyLimits, max_body=settings.max_body, read_timeout=settings.read_timeout)
         )
@@ -156,6 +159,32 @@ class HttpChannel(Channel):
         )
         app.router.redirect_slashes = False  # a path is a route or a 404, never a redirect without a body
         return app
+
+    def _web_apps(self) -> tuple[list[BaseRoute], list[str]]:
+        """The runtime's web apps (``ExecutionContext.web_apps``: the console, ``/metrics``) as
+        routes, and the paths of theirs the token does not cover (their ``public`` ones, and a
+        page's bare path, which only redirects to the page)."""
+        routes: list[BaseRoute] = []
+        open_paths: list[str] = []
+        # a runtime older than the contract's 0.1.7 has none to offer
+        offered: Mapping[str, WebApp] = getattr(self.chat.context, "web_apps", {})
+        for path, web in offered.items():
+            root = path.rstrip("/")
+            for claimed, owner in self._owners.items():
+                if claimed == root or claimed.startswith(root + "/"):
+                    raise ValueError(
+                        f"[service.chat] channels: {owner} claims the path {claimed}, under {root}, where"
+                        " the runtime serves its web app; configure the channel's path elsewhere"
+                    )
+            if "/" in web.public:
+                # a page at its root: the bare path sends the browser there (relative links need
+                # the slash), and holds no data
+                routes += [Route(root, _redirect(root + "/")), Mount(root, app=web.app)]
+                open_paths += [root, *(root + public for public in web.public)]
+            else:  # an endpoint (/metrics): it answers its bare path itself
+                routes += [Route(root, web.app), Mount(root, app=web.app)]
+                open_paths += [root + public for public in web.public]
+        return routes, open_paths
 
     @contextlib.contextmanager
     def _listening(self) -> Iterator[socket.socket]:
@@ -283,6 +312,15 @@ def _path(route: BaseRoute) -> str:
     if isinstance(route, Route | WebSocketRoute | Mount):
         return route.path
     raise ValueError(f"a channel route must be a Route, WebSocketRoute or Mount, got {type(route).__name__}")
+
+
+def _redirect(target: str) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint sending the browser on to ``target`` (``/console`` → ``/console/``)."""
+
+    async def endpoint(request: Request) -> Response:
+        return RedirectResponse(target, status_code=308)
+
+    return endpoint
 
 
 def _loopback(host: str) -> bool:

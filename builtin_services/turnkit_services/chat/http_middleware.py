@@ -24,17 +24,31 @@ class BearerAuth:
     The comparison takes the same time whatever the token sent, so that
     timing does not reveal how much of it was right. Requests to
     ``open_routes`` (other channels' webhooks, which the platforms sign
-    instead) pass without it.
+    instead) pass without it, and so do those to ``open_paths``: a path
+    itself, or, for one ending in ``*``, every path starting with what
+    precedes it (the runtime's web apps' pages and assets, which hold no data).
     """
 
-    def __init__(self, app: ASGIApp, token: str, open_routes: Sequence[BaseRoute] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        open_routes: Sequence[BaseRoute] = (),
+        open_paths: Sequence[str] = (),
+    ) -> None:
         self.app = app
         self.token = token.encode()
         self.open_routes = tuple(open_routes)
+        self.open_paths = frozenset(p for p in open_paths if not p.endswith("*"))
+        self.open_prefixes = tuple(p.removesuffix("*") for p in open_paths if p.endswith("*"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or any(
-            route.matches(scope)[0] != Match.NONE for route in self.open_routes
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or path in self.open_paths
+            or path.startswith(self.open_prefixes)
+            or any(route.matches(scope)[0] != Match.NONE for route in self.open_routes)
         ):
             await self.app(scope, receive, send)
             return

@@ -25,6 +25,7 @@ from .records import (
     ContextItem,
     InboxItem,
     OwnerRecord,
+    SessionQuery,
     SessionRecord,
     StoredMessage,
     Takeover,
@@ -409,6 +410,35 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def trace(self, turn_id: str) -> list[TraceRecord]:
         """The hook calls recorded for a turn, in call order."""
+
+    # ------------------------------------------------------------------ browsing (the console)
+
+    @abc.abstractmethod
+    async def find_sessions(self, query: SessionQuery) -> list[SessionRecord]:
+        """One page of the sessions ``query`` selects, most recently updated first.
+
+        The cost follows ``query.limit``, not the number of sessions (keyset
+        pagination on indexes, full-text search).
+        """
+
+    @abc.abstractmethod
+    async def turns_changed(self, since: float, limit: int) -> list[TurnRecord]:
+        """At most ``limit`` turns queued or finished at or after ``since`` (Unix time), of any
+        session and agent, oldest change first: what the console's live view polls."""
+
+    @abc.abstractmethod
+    async def audit_page(
+        self, before: int | None = None, limit: int = 100, extension_id: str | None = None
+    ) -> list[AuditEvent]:
+        """Audit events of every session (of one extension), newest first, ids below ``before``."""
+
+    @abc.abstractmethod
+    async def turn_messages(self, session_id: str, turn_id: str) -> list[StoredMessage]:
+        """The messages ``turn_id`` added to its session's history, in order."""
+
+    @abc.abstractmethod
+    async def context_items(self, session_id: str) -> list[ContextItem]:
+        """Every context contribution of the session, consumed ones too, in order."""
 
     # ------------------------------------------------------------------ service records
 

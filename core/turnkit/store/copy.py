@@ -86,8 +86,9 @@ NOT_COPIED: dict[str, str] = {
 #: Columns one engine adds for its own needs, written by the copy as the store would write them.
 _ENGINE_ONLY: dict[str, frozenset[str]] = {"records": frozenset({"folded"})}
 
-#: Tables SQLite keeps for the full-text index of ``records`` (rebuilt by triggers as rows go in).
-_SQLITE_INTERNAL = ("sqlite_", "records_fts")
+#: Tables SQLite keeps for the full-text indexes of ``records`` and ``messages`` (rebuilt by
+#: triggers as rows go in).
+_SQLITE_INTERNAL = ("sqlite_", "records_fts", "messages_fts")
 
 #: Columns of each table present, in table order, with the kind of their values.
 Layout = dict[str, dict[str, Kind]]

@@ -194,8 +194,27 @@ _INSTRUCTIONS = (
     "ALTER TABLE turns ADD COLUMN origin TEXT",
 )
 
+#: Version 6: the console. ``trace.started`` is when a hook call began (Unix seconds; NULL in
+#: rows written before it), so that a turn's calls can be drawn on a time axis; the indexes let
+#: a page of sessions filtered by kind or status, and the turns that changed after a moment
+#: (the live view), be read newest first without a scan. Each engine adds a full-text index of
+#: the messages' text (the console's search).
+_CONSOLE = (
+    "ALTER TABLE trace ADD COLUMN started REAL",
+    "CREATE INDEX sessions_by_kind ON sessions (kind, updated_at)",
+    "CREATE INDEX sessions_by_status ON sessions (status, updated_at)",
+    "CREATE INDEX turns_by_queued ON turns (queued_at)",
+    "CREATE INDEX turns_by_finished ON turns (finished_at)",
+)
+
 #: Every migration in order; the code's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_BASE, _TRACE, _RECORDS, _LEASES, _INSTRUCTIONS)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_BASE, _TRACE, _RECORDS, _LEASES, _INSTRUCTIONS, _CONSOLE)
+
+#: The text of a message body's blocks (only text blocks have one), in SQLite; ``{body}`` is
+#: the JSON column.
+_SQLITE_MESSAGE_TEXT = (
+    "(SELECT group_concat(json_extract(b.value, '$.text'), ' ') FROM json_each({body}, '$.blocks') b)"
+)
 
 #: Statements only SQLite runs, in the same transaction as the migration of that version:
 #: the FTS5 index over ``records.text``, kept in step by triggers (PostgreSQL spells it
@@ -218,7 +237,24 @@ SQLITE_EXTRAS: dict[int, tuple[str, ...]] = {
             INSERT INTO records_fts (rowid, text) SELECT new.id, new.text WHERE new.text IS NOT NULL;
         END""",
     ),
+    # Contentless: the text is the messages' (no copy kept); a message is never deleted
+    # or rewritten (compression flips a column), so inserts are all the index must follow.
+    6: (
+        """CREATE VIRTUAL TABLE messages_fts USING fts5(
+            text, content='', tokenize='unicode61 remove_diacritics 2'
+        )""",
+        f"""CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts (rowid, text)
+                VALUES (new.id, {_SQLITE_MESSAGE_TEXT.format(body="new.body")});
+        END""",
+        "INSERT INTO messages_fts (rowid, text)"
+        f" SELECT m.id, {_SQLITE_MESSAGE_TEXT.format(body='m.body')} FROM messages m",
+    ),
 }
+
+#: The text search vector of a message's text blocks (only they have a ``text``) on PostgreSQL:
+#: what ``messages_search`` indexes, and so what a query must spell exactly to use it.
+POSTGRES_MESSAGE_TEXT = "to_tsvector('simple', jsonb_path_query_array(body::jsonb, '$.blocks[*].text')::text)"
 
 #: Statements only PostgreSQL runs, with the migration of that version: full-text search
 #: over ``records.folded`` (the text with case and diacritics folded by the store).
@@ -227,6 +263,7 @@ POSTGRES_EXTRAS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE records ADD COLUMN folded TEXT",
         "CREATE INDEX records_search ON records USING GIN (to_tsvector('simple', COALESCE(folded, '')))",
     ),
+    6: (f"CREATE INDEX messages_search ON messages USING GIN ({POSTGRES_MESSAGE_TEXT})",),
 }
 
 #: The schema version this code writes.

@@ -213,3 +213,23 @@ class Takeover:
     rerun: TurnRecord | None
     owner: str | None
     policy: str
+
+
+@attrs.frozen
+class SessionQuery:
+    """Which sessions a page of the console lists, newest activity first.
+
+    ``text`` matches the start of a session's id, or the words of one of its
+    messages (all of them, whole words, any case); the others are equality
+    filters (``channel`` is the chat channel a chat session was opened on).
+    ``after`` resumes after the last session of the previous page: its
+    ``(updated_at, id)``.
+    """
+
+    text: str | None = None
+    kind: str | None = None
+    status: str | None = None
+    agent_id: str | None = None
+    channel: str | None = None
+    after: tuple[float, str] | None = None
+    limit: int = 50

@@ -34,7 +34,7 @@ TURN_COLUMNS = (
 CONTEXT_COLUMNS = "id, session_id, key, value, extension_id, turn_id, created_at, consumed_by"
 AUDIT_COLUMNS = "id, at, session_id, turn_id, extension_id, action, detail"
 INBOX_COLUMNS = "id, agent_id, from_agent, body, delivered_at, session_id, turn_id"
-TRACE_COLUMNS = "scope, point, kind, plugin, duration, outcome, error"
+TRACE_COLUMNS = "scope, point, kind, plugin, duration, outcome, error, started"
 OWNER_COLUMNS = "id, agent_id, host, pid, started, registered_at, expires_at"
 
 
@@ -142,8 +142,8 @@ def inbox_item(row: Row) -> InboxItem:
 
 def trace_record(row: Row) -> TraceRecord:
     """A ``trace`` row."""
-    scope, point, kind, plugin, duration, outcome, error = row
-    return TraceRecord(scope, point, Kind(kind), plugin, duration, outcome, error)
+    scope, point, kind, plugin, duration, outcome, error, started = row
+    return TraceRecord(scope, point, Kind(kind), plugin, duration, outcome, error, started)
 
 
 def trace_params(record: TraceRecord) -> tuple[Any, ...]:
@@ -156,6 +156,7 @@ def trace_params(record: TraceRecord) -> tuple[Any, ...]:
         record.duration,
         record.outcome,
         record.error,
+        record.started,
     )
 
 

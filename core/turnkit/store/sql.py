@@ -22,7 +22,19 @@ from ..errors import StoreError
 from ..ids import new_id
 from ..secrets import Secrets
 from ..tracing import TraceRecord
-from . import audit, contributions, forks, history, inbox, leases, service_records, sessions, traces, turns
+from . import (
+    audit,
+    browse,
+    contributions,
+    forks,
+    history,
+    inbox,
+    leases,
+    service_records,
+    sessions,
+    traces,
+    turns,
+)
 from .base import Store
 from .forks import Acting
 from .records import (
@@ -31,6 +43,7 @@ from .records import (
     ContextItem,
     InboxItem,
     OwnerRecord,
+    SessionQuery,
     SessionRecord,
     StoredMessage,
     Takeover,
@@ -361,6 +374,28 @@ class SQLStore(Store):
 
     async def trace(self, turn_id: str) -> list[TraceRecord]:
         return await self._read(traces.trace, turn_id)
+
+    # ------------------------------------------------------------------ browsing (the console)
+
+    async def find_sessions(self, query: SessionQuery) -> list[SessionRecord]:
+        _not_negative(query.limit, "limit")
+        return await self._read(browse.find_sessions, query)
+
+    async def turns_changed(self, since: float, limit: int) -> list[TurnRecord]:
+        _not_negative(limit, "limit")
+        return await self._read(browse.turns_changed, since, limit)
+
+    async def audit_page(
+        self, before: int | None = None, limit: int = 100, extension_id: str | None = None
+    ) -> list[AuditEvent]:
+        _not_negative(limit, "limit")
+        return await self._read(browse.audit_page, before, limit, extension_id)
+
+    async def turn_messages(self, session_id: str, turn_id: str) -> list[StoredMessage]:
+        return await self._read(browse.turn_messages, session_id, turn_id)
+
+    async def context_items(self, session_id: str) -> list[ContextItem]:
+        return await self._read(browse.context_items, session_id)
 
     # ------------------------------------------------------------------ service records
 

@@ -12,7 +12,7 @@ from .tx import Tx
 def insert_trace(tx: Tx, records: Sequence[TraceRecord]) -> None:
     if records:
         tx.many(
-            f"INSERT INTO trace ({rows.TRACE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO trace ({rows.TRACE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [rows.trace_params(record) for record in records],
         )
 

@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .migrations import POSTGRES_MESSAGE_TEXT
 from .rows import MessageCache
 
 
@@ -77,6 +78,21 @@ class Dialect:
         """The parameter :meth:`json_equals` compares the field with."""
         return value
 
+    def message_search(self) -> str:
+        """A subquery: the ids of the sessions holding a message whose text has every word of ``?``.
+
+        The parameter is :meth:`search_words`; the subquery reads the
+        engine's full-text index of the messages' text (migration 6).
+        """
+        return (
+            "SELECT m.session_id FROM messages_fts f JOIN messages m ON m.id = f.rowid"
+            " WHERE messages_fts MATCH ?"
+        )
+
+    def search_words(self, words: Sequence[str]) -> str:
+        """The parameter of :meth:`message_search` for these words (``\\w+`` runs: no query syntax)."""
+        return " ".join(f'"{word}"' for word in words)
+
 
 class PostgresDialect(Dialect):
     """PostgreSQL: ``%s`` placeholders, row locks, ``NOTIFY``, ``jsonb`` comparisons."""
@@ -108,6 +124,14 @@ class PostgresDialect(Dialect):
 
     def json_value(self, value: str | int | float | bool) -> Any:
         return json.dumps(value)
+
+    def message_search(self) -> str:
+        return (
+            f"SELECT session_id FROM messages WHERE {POSTGRES_MESSAGE_TEXT} @@ plainto_tsquery('simple', ?)"
+        )
+
+    def search_words(self, words: Sequence[str]) -> str:
+        return " ".join(words)
 
 
 SQLITE = Dialect()
