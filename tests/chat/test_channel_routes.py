@@ -225,15 +225,23 @@ def test_a_channel_with_routes_needs_the_http_channel(
     assert "add 'http' to channels" in str(failed.value)
 
 
-def test_a_channel_may_not_claim_the_apis_paths(
-    turnkit_served: ServedAgent, webhook_dists: dict[str, Path]
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        ("/api/chats/x/messages", "claims the path /api/chats/x/messages"),
+        ("/console/events", "claims the path /console/events, under /console"),
+    ],
+    ids=["the API", "the console"],
+)
+def test_a_channel_may_not_claim_the_runtimes_paths(
+    turnkit_served: ServedAgent, webhook_dists: dict[str, Path], path: str, said: str
 ) -> None:
     turnkit_served.env["PYTHONPATH"] = str(webhook_dists["webhook"])
     turnkit_served.configure(
         service={
             "chat": {
                 "channels": ["http", "hook"],
-                "channel": {"hook": {"reply_url": "http://127.0.0.1:9/", "path": "/api/chats/x/messages"}},
+                "channel": {"hook": {"reply_url": "http://127.0.0.1:9/", "path": path}},
             }
         }
     )
@@ -241,24 +249,4 @@ def test_a_channel_may_not_claim_the_apis_paths(
     with pytest.raises(RuntimeError) as failed:
         turnkit_served.start()
 
-    assert "hook (turnkit-fixture-webhook) claims the path /api/chats/x/messages" in str(failed.value)
-
-
-def test_a_channel_may_not_claim_the_consoles_paths(
-    turnkit_served: ServedAgent, webhook_dists: dict[str, Path]
-) -> None:
-    turnkit_served.env["PYTHONPATH"] = str(webhook_dists["webhook"])
-    turnkit_served.configure(
-        service={
-            "chat": {
-                "channels": ["http", "hook"],
-                "channel": {"hook": {"reply_url": "http://127.0.0.1:9/", "path": "/console/events"}},
-            }
-        }
-    )
-
-    with pytest.raises(RuntimeError) as failed:
-        turnkit_served.start()
-
-    message = str(failed.value)
-    assert "hook (turnkit-fixture-webhook) claims the path /console/events, under /console" in message
+    assert f"hook (turnkit-fixture-webhook) {said}" in str(failed.value)

@@ -176,36 +176,55 @@ def _block(block: Mapping[str, Any]) -> str:
 
 
 def _turns(turns: Sequence[Mapping[str, Any]]) -> str:
-    if not turns:
-        return "<p class=muted>no turns</p>"
-    rows = "".join(
-        f'<tr class="turn-{_e(t["status"])}"><td>{t["number"]}</td><td><code>{_e(t["turn_id"])}</code></td>'
-        f"<td>{_e(t['status'])}</td><td>{_e(t['initiator'])}</td><td>{_e(t['error'] or '')}</td></tr>"
+    cells = [
+        (
+            str(t["number"]),
+            f"<code>{_e(t['turn_id'])}</code>",
+            _e(t["status"]),
+            _e(t["initiator"]),
+            _e(t["error"] or ""),
+        )
         for t in turns
-    )
-    return f"<table><tr><th>#</th><th>turn</th><th>status</th><th>by</th><th>error</th></tr>{rows}</table>"
+    ]
+    classes = [f"turn-{_e(t['status'])}" for t in turns]
+    return _table(("#", "turn", "status", "by", "error"), cells, "no turns", classes)
 
 
 def _context(items: Sequence[Mapping[str, Any]]) -> str:
-    if not items:
-        return "<p class=muted>none</p>"
-    rows = "".join(
-        f"<tr><td>{_e(c['key'])}</td><td>{_e(c['value'])}</td><td>{_e(c['extension_id'])}</td>"
-        f"<td>{_e(c['consumed_by'] or 'pending')}</td></tr>"
+    cells = [
+        (_e(c["key"]), _e(c["value"]), _e(c["extension_id"]), _e(c["consumed_by"] or "pending"))
         for c in items
-    )
-    return f"<table><tr><th>key</th><th>value</th><th>by</th><th>used by turn</th></tr>{rows}</table>"
+    ]
+    return _table(("key", "value", "by", "used by turn"), cells)
 
 
 def _audit(events: Sequence[Mapping[str, Any]]) -> str:
-    if not events:
-        return "<p class=muted>none</p>"
-    rows = "".join(
-        f"<tr><td>{_when(e['at'])}</td><td>{_e(e['extension_id'])}</td><td>{_e(e['action'])}</td>"
-        f"<td><code>{_e(json.dumps(e['detail'], ensure_ascii=False))}</code></td></tr>"
+    cells = [
+        (
+            _when(e["at"]),
+            _e(e["extension_id"]),
+            _e(e["action"]),
+            f"<code>{_e(json.dumps(e['detail'], ensure_ascii=False))}</code>",
+        )
         for e in events
+    ]
+    return _table(("at", "plugin", "action", "detail"), cells)
+
+
+def _table(
+    headers: Sequence[str], cells: Sequence[Sequence[str]], empty: str = "none", classes: Sequence[str] = ()
+) -> str:
+    """A table of already-escaped ``cells`` under ``headers``; ``empty`` when there is no row."""
+    if not cells:
+        return f"<p class=muted>{empty}</p>"
+    head = "".join(f"<th>{header}</th>" for header in headers)
+    rows = "".join(
+        (f'<tr class="{classes[index]}">' if classes else "<tr>")
+        + "".join(f"<td>{c}</td>" for c in row)
+        + "</tr>"
+        for index, row in enumerate(cells)
     )
-    return f"<table><tr><th>at</th><th>plugin</th><th>action</th><th>detail</th></tr>{rows}</table>"
+    return f"<table><tr>{head}</tr>{rows}</table>"
 
 
 def _e(text: str) -> str:
