@@ -297,7 +297,7 @@ def test_a_frozen_workers_turn_is_taken_over_when_its_lease_ends_and_its_late_re
             state = cluster.store.session(session)
             return state.statuses() == ["interrupted", "running"] and len(cluster.asked()) == 2
 
-        wait_until(taken_over, "the other worker to take the frozen worker's turn over", timeout=15)
+        wait_until(taken_over, "the other worker to take the frozen worker's turn over")
         snapshot = cluster.store.snapshot()
         state = snapshot.sessions[session]
         [event] = state.audit
