@@ -43,15 +43,22 @@ async def turn_events(
     quiet = 0.0
     yield ": turnkit console live\n\n"  # the headers go out at once
     while stopping is None or not stopping.is_set():
-        for turn in await reader.changed(cursor - LOOKBACK, BATCH):
-            stamp = max(turn["queued_at"], turn["finished_at"] or 0.0)
-            key = (turn["turn_id"], turn["status"])
-            if key in sent:
-                continue
-            sent[key] = stamp
-            cursor = max(cursor, stamp)
-            quiet = 0.0
-            yield f"event: turn\ndata: {json.dumps(turn, ensure_ascii=False)}\n\n"
+        start = cursor - LOOKBACK
+        while True:  # a full batch may hold only turns already sent: read on past it
+            batch = await reader.changed(start, BATCH)
+            for turn in batch:
+                stamp = max(turn["queued_at"], turn["finished_at"] or 0.0)
+                key = (turn["turn_id"], turn["status"])
+                if key in sent:
+                    continue
+                sent[key] = stamp
+                cursor = max(cursor, stamp)
+                quiet = 0.0
+                yield f"event: turn\ndata: {json.dumps(turn, ensure_ascii=False)}\n\n"
+            last = max((max(t["queued_at"], t["finished_at"] or 0.0) for t in batch), default=start)
+            if len(batch) < BATCH or last <= start:
+                break
+            start = last
         for key in [k for k, stamp in sent.items() if stamp < cursor - LOOKBACK]:
             del sent[key]
         if quiet >= KEEPALIVE:
