@@ -29,7 +29,6 @@ import asyncio
 import json
 import os
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -61,6 +60,7 @@ from tests.support.platforms import (
     qq_callback,
     wait_until,
 )
+from tests.support.threaded import serving
 
 pytestmark = pytest.mark.packaging
 
@@ -181,14 +181,8 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
 
 @pytest.fixture(scope="module")
 def model() -> Iterator[Model]:
-    server = Model()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Model()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # ------------------------------------------------------------- the agents

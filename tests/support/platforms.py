@@ -17,12 +17,14 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.support.threaded import serving
 
 #: What ``turnkit serve`` prints once its HTTP server listens.
 LISTENING = "turnkit: HTTP API on "
@@ -75,15 +77,9 @@ class _PlatformHandler(BaseHTTPRequestHandler):
         """Quiet: the sends are kept in ``Platform.sent``."""
 
 
-@contextmanager
-def platform() -> Iterator[Platform]:
-    server = Platform()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+def platform() -> AbstractContextManager[Platform]:
+    """The platforms' APIs on loopback for the length of a ``with`` block."""
+    return serving(Platform())
 
 
 def feishu_event(event_id: str, token: str, message_id: str, chat_id: str, text: str) -> bytes:

@@ -7,7 +7,6 @@ the protocol's own message classes.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,6 +17,7 @@ from turnkit.config import parse_config
 from turnkit.errors import ConfigError
 
 from tests.support.agents import running_agent
+from tests.support.threaded import serving
 
 
 class Collector(ThreadingHTTPServer):
@@ -65,14 +65,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def collector() -> Iterator[Collector]:
-    server = Collector()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Collector()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def test_spans_are_exported_to_the_collector_by_the_time_the_agent_stops(
