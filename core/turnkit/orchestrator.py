@@ -101,6 +101,8 @@ class SessionOrchestrator:
         self._identity = this_process()
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wake: set[str] = set()
+        #: Claims made while the session's worker still ran, for that worker (see schedule).
+        self._handed: dict[str, Claim] = {}
         self._waiters: dict[str, asyncio.Future[TurnResult]] = {}
         #: Turns waited for here that any process may run: turn id → session id.
         self._remote: dict[str, str] = {}
@@ -403,8 +405,25 @@ class SessionOrchestrator:
                     await self._change.wait()
 
     def schedule(self, session_id: str, claim: Claim | None = None) -> None:
-        """Make sure a worker runs the session's queued turns (starting with ``claim``, if given)."""
-        self._wake.add(session_id)
+        """Make sure a worker runs the session's queued turns (starting with ``claim``, if given).
+
+        A session is *woken* when a turn may be queued for it: its worker
+        then looks in the store again before it stops. A ``claim`` is the
+        turn itself, started already, so it wakes nothing: a worker that
+        ran a claimed turn and was not woken meanwhile stops without asking
+        the store (an empty claim would cost a write transaction per turn).
+        A turn queued by another process meanwhile is that process's to
+        claim (it waits for it, and claims it when the session is idle).
+        A claim made while the session's worker was still going (writes
+        are answered at commit, so a caller may start a turn while that
+        worker is asking the store for one) is handed to that worker.
+        """
+        if claim is None:
+            self._wake.add(session_id)
+        elif session_id in self._workers:  # a worker that looked in the store meanwhile
+            self._handed[session_id] = claim  # takes it before it stops
+            self._wake.add(session_id)
+            return
         if session_id not in self._workers and not self._closing:
             self._idle.pop(session_id, None)
             work = self._work(session_id, claim)
@@ -413,10 +432,18 @@ class SessionOrchestrator:
             )
 
     async def _work(self, session_id: str, claim: Claim | None) -> None:
-        """Run the session's queued turns one after another until none is left (or one runs elsewhere)."""
+        """Run the session's queued turns one after another until none is left (or one runs elsewhere).
+
+        A turn started in an idle session (a ``claim`` from ``accept_and_claim``) had nothing
+        queued before it: after it, the worker asks the store again only if woken meanwhile.
+        After a turn taken from the queue it asks anyway, as more may wait behind it.
+        """
         history = self.config.turns.history
         try:
             while not self._closing:
+                queued = False  # whether the turn about to run came from the store's queue
+                if claim is None:
+                    claim = self._handed.pop(session_id, None)
                 if claim is None:
                     self._wake.discard(session_id)
                     claim = await self.store.claim_next(session_id, history)
@@ -424,6 +451,7 @@ class SessionOrchestrator:
                         if session_id in self._wake:  # a message arrived while we looked
                             continue
                         return
+                    queued = True
                 turn_id = claim.turn.turn_id
                 self._remote.pop(turn_id, None)  # it runs here: its waiter is settled here
                 try:
@@ -437,6 +465,8 @@ class SessionOrchestrator:
                     continue
                 self._settle_waiter(turn_id, result)
                 claim = None
+                if not queued and session_id not in self._wake:  # nothing was queued meanwhile
+                    return
         finally:
             self._workers.pop(session_id, None)
             self._idle.setdefault(session_id, asyncio.Event()).set()

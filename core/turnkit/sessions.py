@@ -10,6 +10,7 @@ the child's status and its audit event.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from typing import Any
 
@@ -46,17 +47,29 @@ class Sessions:
         self.agent_id = agent_id
         self._cache_size = cache_size
         self._records: OrderedDict[str, SessionRecord] = OrderedDict()
+        self._creating = asyncio.Lock()
 
     async def open(
         self, session_id: str | None = None, kind: str = "chat", metadata: dict[str, Any] | None = None
     ) -> SessionRecord:
-        """Return session ``session_id``, creating it if absent (a new id when none is given)."""
-        if session_id is not None:
+        """Return session ``session_id``, creating it if absent (a new id when none is given).
+
+        Creations of a named session take turns here, so that callers racing
+        to open the same new id create it once: a write is answered only once
+        committed, and the others must see it before they look.
+        """
+        if session_id is None:
+            info = SessionInfo(new_id(), kind, metadata=metadata or {})
+            return self._remember(await self.store.create_session(info, self.agent_id))
+        existing = await self.find(session_id)
+        if existing is not None:
+            return existing
+        async with self._creating:
             existing = await self.find(session_id)
             if existing is not None:
                 return existing
-        info = SessionInfo(session_id or new_id(), kind, metadata=metadata or {})
-        return self._remember(await self.store.create_session(info, self.agent_id))
+            info = SessionInfo(session_id, kind, metadata=metadata or {})
+            return self._remember(await self.store.create_session(info, self.agent_id))
 
     async def get(self, session_id: str) -> SessionRecord:
         """The stored session (cached), or :class:`SessionError` naming the id."""

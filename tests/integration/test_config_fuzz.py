@@ -45,6 +45,7 @@ heartbeat = 3.0
 poll = 0.05
 pool_size = 8
 idempotency_keep = 86400
+group_commit = 0.0
 
 [model]
 name = "echo"

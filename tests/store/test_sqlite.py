@@ -177,12 +177,11 @@ async def test_the_window_reads_limit_rows_whatever_the_history(closing: list[SQ
     assert fork_steps < short_steps * 3, (short_steps, fork_steps)
 
     reads = [s for s in statements if "FROM messages" in s]
-    assert len(reads) == 2, "one seek for the summary, one for the newest messages"
+    assert len(reads) == 1, "one statement: a seek for the summary, one for the newest messages"
     with sqlite3.connect(db) as conn:
-        for statement in reads:
-            plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}"))
-            assert "USING INDEX messages_window (session_id=? AND compressed=? AND summary=?" in plan, plan
-            assert "SCAN" not in plan and "TEMP B-TREE" not in plan, (statement, plan)
+        plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {reads[0]}"))
+    assert plan.count("USING INDEX messages_window (session_id=? AND compressed=? AND summary=?") == 2, plan
+    assert "SCAN messages" not in plan and "TEMP B-TREE" not in plan, plan
 
 
 async def test_the_lease_query_and_restart_queries_use_indexes(closing: list[SQLiteStore], db: str) -> None:
@@ -194,7 +193,7 @@ async def test_the_lease_query_and_restart_queries_use_indexes(closing: list[SQL
         " WHERE agent_id = 'a')",
         "SELECT id FROM context WHERE session_id = 's' AND consumed_by IS NULL ORDER BY id",
         "SELECT id FROM inbox WHERE agent_id = 'a' AND turn_id IS NULL ORDER BY id",
-        "SELECT scope FROM trace WHERE scope = 't' ORDER BY id",
+        "SELECT calls FROM turn_traces WHERE scope = 't' ORDER BY id",
     ]
     with sqlite3.connect(db) as conn:
         for query in queries:
@@ -251,3 +250,32 @@ def test_processes_opening_a_new_file_together_all_open_it(tmp_path: Path) -> No
     files = [str(tmp_path / f"new-{n}.db") for n in range(60)]
     workers = [subprocess.Popen([sys.executable, "-c", script, *files]) for _ in range(4)]
     assert [worker.wait(timeout=120) for worker in workers] == [0, 0, 0, 0]
+
+
+async def test_per_call_trace_rows_of_version_5_survive_the_compact_trace(
+    closing: list[SQLiteStore], db: str
+) -> None:
+    old = await opened(closing, db, upto=5)
+    await old.close()
+    calls = [
+        ("t1", "turn_authorize", "guard", "auth", 0.001, "ok", None),
+        ("t2", "turn_reply", "resolve", "model", 0.25, "value", None),
+        ("t1", "turn_completed", "effect", "log", 0.5, "timeout", "took too long"),
+    ]
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO trace (scope, point, kind, plugin, duration, outcome, error)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            calls,
+        )
+    store = await opened(closing, db)
+    late = TraceRecord("t1", "turn_completed", Kind.EFFECT, "late", 0.2, "ok")
+    await store.append_trace([late])
+    assert await store.trace("t1") == [
+        TraceRecord("t1", "turn_authorize", Kind.GUARD, "auth", 0.001, "ok"),
+        TraceRecord("t1", "turn_completed", Kind.EFFECT, "log", 0.5, "timeout", "took too long"),
+        late,
+    ]
+    assert await store.trace("t2") == [TraceRecord("t2", "turn_reply", Kind.RESOLVE, "model", 0.25, "value")]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA table_info(trace)").fetchall() == [], "the per-call table is gone"

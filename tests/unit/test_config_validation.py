@@ -44,6 +44,8 @@ RANGE_ERRORS = [
     ("[plugins]\neffect_queue = 0\n", "must be ≥ 1, got 0 @ $.plugins.effect_queue"),
     ("[store]\nheartbeat = 20\n", "must be < lease (15.0), got 20.0 @ $.store.heartbeat"),
     ("[store]\npool_size = 1\n", "must be ≥ 2, got 1 @ $.store.pool_size"),
+    ("[store]\ngroup_commit = 2\n", "must be ≤ 1, got 2.0 @ $.store.group_commit"),
+    ("[store]\ngroup_commit = -0.001\n", "must be ≥ 0, got -0.001 @ $.store.group_commit"),
     ("[model]\ncontext_windows = { big = 0 }\n", "must be ≥ 1, got 0 @ $.model.context_windows['big']"),
     ('[agent]\nid = " "\n', "must not be empty @ $.agent.id"),
     ('[store]\nurl = ""\n', "must not be empty @ $.store.url"),

@@ -87,6 +87,7 @@ def make_store(
             busy_timeout=config.busy_timeout,
             threaded=config.thread,
             poll=config.poll,
+            group_commit=config.group_commit,
         )
     if secrets is not None:
         store.secrets = secrets

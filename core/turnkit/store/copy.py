@@ -72,7 +72,7 @@ TABLES: tuple[Table, ...] = (
     Table("context"),
     Table("audit"),
     Table("inbox"),
-    Table("trace"),
+    Table("turn_traces"),
     Table("records"),
     Table("idempotency", key=("agent_id", "key")),
 )

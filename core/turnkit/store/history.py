@@ -3,6 +3,7 @@ the prompt window, and compression."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import attrs
@@ -38,17 +39,36 @@ def _bounded(sql: str, session_id: str, bound: int | None, tail: str) -> tuple[s
     return f"{sql} AND id <= ? {tail}", (session_id, bound)
 
 
+_INSERT = "INSERT INTO messages (session_id, turn_id, role, body, compressed, summary, created_at)"
+
+
 def insert_message(
     tx: Tx, session_id: str, message: Message, body: str, turn_id: str | None, summary: bool
 ) -> StoredMessage:
     """Append ``message`` (``body`` is its JSON) to the session's history."""
     message_id: int = tx.one(
-        "INSERT INTO messages (session_id, turn_id, role, body, compressed, summary, created_at)"
-        " VALUES (?, ?, ?, ?, FALSE, ?, ?) RETURNING id",
+        f"{_INSERT} VALUES (?, ?, ?, ?, FALSE, ?, ?) RETURNING id",
         (session_id, turn_id, message.role, body, summary, tx.now),
     )[0]
-    stored = tx.cache.put(message_id, body, attrs.evolve(message, id=str(message_id)))
-    return StoredMessage(message_id, session_id, turn_id, stored, tx.now, False, summary)
+    return _stored(tx, message_id, session_id, turn_id, message, body, summary)
+
+
+def insert_turn_message(tx: Tx, turn_id: str, message: Message, body: str) -> StoredMessage | None:
+    """Append ``message`` to the history of turn ``turn_id``'s session, reading the session from
+    the turn's row in the same statement; ``None`` (nothing stored) if the turn is unknown or final."""
+    row = tx.one(
+        f"{_INSERT} SELECT session_id, id, ?, ?, FALSE, FALSE, ? FROM turns"
+        f" WHERE id = ? AND {rows.UNFINISHED} RETURNING id, session_id",
+        (message.role, body, tx.now, turn_id),
+    )
+    return None if row is None else _stored(tx, row[0], row[1], turn_id, message, body, False)
+
+
+def _stored(
+    tx: Tx, message_id: int, session_id: str, turn_id: str | None, message: Message, body: str, summary: bool
+) -> StoredMessage:
+    row = (message_id, session_id, turn_id, body, tx.now, False, summary)
+    return tx.cache.put(row, attrs.evolve(message, id=str(message_id)))
 
 
 def append_message(
@@ -70,7 +90,7 @@ def messages(tx: Tx, session_id: str, with_lineage: bool) -> list[StoredMessage]
         sql, params = _bounded(
             f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE session_id = ?", sid, bound, "ORDER BY id"
         )
-        found.extend(rows.stored_message(row, tx.cache) for row in tx.all(sql, params))
+        found.extend(tx.cache.stored(row) for row in tx.all(sql, params))
     return found
 
 
@@ -83,23 +103,52 @@ def last_message_id(tx: Tx, session_id: str) -> int | None:
     return None
 
 
-def window(tx: Tx, session_id: str, limit: int) -> list[StoredMessage]:
-    seen = lineage(tx, session_id)
-    uncompressed = f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND compressed = FALSE"
+def window(tx: Tx, session_id: str, limit: int, forked: bool = True) -> list[StoredMessage]:
+    """The prompt's window; ``forked=False`` (known to have no parent) spares the lineage query.
+
+    One statement per session of the lineage, and only until the summary and
+    ``limit`` messages are found: for a session that is not a fork, one.
+    """
+    seen = lineage(tx, session_id) if forked else [(session_id, None)]
     summary = None
-    for sid, bound in seen:
-        sql, params = _bounded(f"{uncompressed} AND summary = TRUE", sid, bound, "ORDER BY id DESC LIMIT 1")
-        summary = tx.one(sql, params)
-        if summary is not None:
-            break
     newest: list[Any] = []
     for sid, bound in seen:
-        if len(newest) >= limit:
+        wanted = limit - len(newest)
+        if summary is not None and wanted <= 0:
             break
-        sql, params = _bounded(f"{uncompressed} AND summary = FALSE", sid, bound, "ORDER BY id DESC LIMIT ?")
-        newest.extend(tx.all(sql, (*params, limit - len(newest))))
+        found = _newest(tx, sid, bound, summary is None, wanted)
+        summary = summary or next((row for row in found if row[rows.MESSAGE_SUMMARY]), None)
+        others = (row for row in found if not row[rows.MESSAGE_SUMMARY])
+        newest += sorted(others, key=lambda row: row[0], reverse=True)
     picked = ([summary] if summary is not None else []) + newest[::-1]
-    return [rows.stored_message(row, tx.cache) for row in picked]
+    return [tx.cache.stored(row) for row in picked]
+
+
+def _newest(tx: Tx, session_id: str, bound: int | None, summary: bool, limit: int) -> list[Any]:
+    """The session's newest uncompressed summary (if ``summary``) and ``limit`` newest other
+    uncompressed messages, up to ``bound``, in one statement (in no particular order)."""
+    newest = limit > 0
+    if not (summary or newest):
+        return []
+    params: list[Any] = []
+    for wanted, count in ((summary, 1), (newest, limit)):
+        if wanted:
+            params += [session_id, *([] if bound is None else [bound]), count]
+    return tx.all(_newest_sql(bound is not None, summary, newest), params)
+
+
+@functools.lru_cache(maxsize=8)
+def _newest_sql(bounded: bool, summary: bool, newest: bool) -> str:
+    """The statement of :func:`_newest` (built once per shape)."""
+    parts: list[str] = []
+    for wanted, flag in ((summary, "TRUE"), (newest, "FALSE")):
+        if wanted:
+            sql = (
+                f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND compressed = FALSE"
+                f" AND summary = {flag}{' AND id <= ?' if bounded else ''} ORDER BY id DESC LIMIT ?"
+            )
+            parts.append(f"SELECT * FROM ({sql}) AS part{len(parts)}")
+    return " UNION ALL ".join(parts)
 
 
 def compress(

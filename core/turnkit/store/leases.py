@@ -22,9 +22,9 @@ import attrs
 from ..ids import new_id
 from . import rows
 from .audit import audit
-from .records import OwnerRecord, Takeover
+from .records import OwnerRecord, Takeover, TurnRecord
 from .sessions import json_text, touch
-from .turns import insert_turn
+from .turns import insert_turn, next_number
 from .tx import Tx
 
 #: The error of a turn taken over from a process whose lease expired.
@@ -115,12 +115,19 @@ def take_over(tx: Tx, agent_id: str, owner: str, policy: str) -> list[Takeover]:
             )
             rerun = insert_turn(
                 tx,
-                new_id(),
-                turn.session_id,
-                turn.initiator,
-                turn.initiator_id,
-                (message_id, body),
-                turn.turn_id,
+                TurnRecord(
+                    new_id(),
+                    turn.session_id,
+                    next_number(tx, turn.session_id),
+                    turn.initiator,
+                    turn.initiator_id,
+                    "queued",
+                    message_id,
+                    tx.now,
+                    rerun_of=turn.turn_id,
+                    origin=turn.origin,
+                ),
+                body,
                 origin,
             )
         detail = {

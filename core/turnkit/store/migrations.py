@@ -207,8 +207,36 @@ _CONSOLE = (
     "CREATE INDEX turns_by_finished ON turns (finished_at)",
 )
 
+#: Version 7: a trace is written as one row per scope and commit, ``calls`` a JSON array of
+#: ``[point, kind, plugin, nanoseconds, outcome, error, started]`` in call order, instead of
+#: a row per hook call (a turn's commit wrote a dozen). The engine extras move the old rows over, one call per
+#: row so that their order is kept, and drop the old table.
+_COMPACT_TRACE = (
+    """CREATE TABLE turn_traces (
+        id INTEGER PRIMARY KEY,
+        scope TEXT,
+        calls TEXT NOT NULL
+    )""",
+    "CREATE INDEX turn_traces_by_scope ON turn_traces (scope, id)",
+)
+
+#: Version 7's move of the old trace rows, one call per row; each engine names its JSON array builder.
+_OLD_TRACE = (
+    "INSERT INTO turn_traces (scope, calls) SELECT scope,"
+    " {array}({array}(point, kind, plugin, CAST(ROUND(duration * 1e9) AS {integer}), outcome, error, started)){cast}"
+    " FROM trace ORDER BY id"
+)
+
 #: Every migration in order; the code's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_BASE, _TRACE, _RECORDS, _LEASES, _INSTRUCTIONS, _CONSOLE)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    _BASE,
+    _TRACE,
+    _RECORDS,
+    _LEASES,
+    _INSTRUCTIONS,
+    _CONSOLE,
+    _COMPACT_TRACE,
+)
 
 #: The text of a message body's blocks (only text blocks have one), in SQLite; ``{body}`` is
 #: the JSON column.
@@ -250,6 +278,7 @@ SQLITE_EXTRAS: dict[int, tuple[str, ...]] = {
         "INSERT INTO messages_fts (rowid, text)"
         f" SELECT m.id, {_SQLITE_MESSAGE_TEXT.format(body='m.body')} FROM messages m",
     ),
+    7: (_OLD_TRACE.format(array="json_array", integer="INTEGER", cast=""), "DROP TABLE trace"),
 }
 
 #: The text search vector of a message's text blocks (only they have a ``text``) on PostgreSQL:
@@ -264,6 +293,7 @@ POSTGRES_EXTRAS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX records_search ON records USING GIN (to_tsvector('simple', COALESCE(folded, '')))",
     ),
     6: (f"CREATE INDEX messages_search ON messages USING GIN ({POSTGRES_MESSAGE_TEXT})",),
+    7: (_OLD_TRACE.format(array="json_build_array", integer="BIGINT", cast="::text"), "DROP TABLE trace"),
 }
 
 #: The schema version this code writes.

@@ -27,14 +27,17 @@ SESSION_COLUMNS = (
     "id, agent_id, kind, status, parent_id, root_id, fork_point, metadata, created_at, updated_at"
 )
 MESSAGE_COLUMNS = "id, session_id, turn_id, body, created_at, compressed, summary"
+#: Where ``summary`` is in a row of :data:`MESSAGE_COLUMNS`.
+MESSAGE_SUMMARY = 6
 TURN_COLUMNS = (
     "id, session_id, number, initiator, initiator_id, status, message_id, queued_at,"
     " error, started_at, finished_at, rerun_of, owner, instructions, origin"
 )
+#: The condition on ``turns`` rows of turns that have not finished (queued or running).
+UNFINISHED = "status IN ('queued', 'running')"
 CONTEXT_COLUMNS = "id, session_id, key, value, extension_id, turn_id, created_at, consumed_by"
 AUDIT_COLUMNS = "id, at, session_id, turn_id, extension_id, action, detail"
 INBOX_COLUMNS = "id, agent_id, from_agent, body, delivered_at, session_id, turn_id"
-TRACE_COLUMNS = "scope, point, kind, plugin, duration, outcome, error, started"
 OWNER_COLUMNS = "id, agent_id, host, pid, started, registered_at, expires_at"
 
 
@@ -54,33 +57,48 @@ def parse_message(body: str, where: str) -> Message:
 
 
 class MessageCache:
-    """Decoded history messages by id, the newest ``size`` kept.
+    """Stored history messages by id, the newest ``size`` kept, each with the row it came from.
 
     A stored message's body never changes (compression only flips a column),
-    so each is decoded once: a turn's window then costs a dict lookup and a
-    string comparison per message it already saw, not a JSON parse and a
-    structuring. Entries are checked against the row's body, so an id that
-    a rolled-back transaction had used and the database gave out again can
-    never return the wrong message. One per store.
+    so each is decoded once, and a row seen before (a turn's window is
+    mostly the previous turn's) costs a dict lookup and a tuple comparison:
+    no JSON parse, no new record. Entries are checked against the whole row,
+    so an id that a rolled-back transaction had used and the database gave
+    out again, or a message compressed since, never returns a stale record.
+    One per store.
     """
 
     def __init__(self, size: int = 20_000) -> None:
         self._size = size
-        self._messages: OrderedDict[int, tuple[str, Message]] = OrderedDict()
+        self._stored: OrderedDict[int, tuple[Row, StoredMessage]] = OrderedDict()
+
+    def stored(self, row: Row) -> StoredMessage:
+        """The record of a ``messages`` row (in :data:`MESSAGE_COLUMNS` order)."""
+        known = self._stored.get(row[0])
+        if known is not None and known[0] == row:
+            return known[1]
+        message_id, session_id, _, body, _, _, _ = row
+        if known is not None and known[0][3] == body:  # compressed since: the same message
+            return self.put(row, known[1].message)
+        return self.put(row, message_body(body, message_id, session_id))
 
     def get(self, message_id: int, body: str, session_id: str) -> Message:
-        """The message of row ``message_id`` (decoding ``body`` on a miss)."""
-        known = self._messages.get(message_id)
-        if known is not None and known[0] == body:
-            return known[1]
-        return self.put(message_id, body, message_body(body, message_id, session_id))
+        """The message of row ``message_id`` with this JSON ``body`` (decoded if not known)."""
+        known = self._stored.get(message_id)
+        if known is not None and known[0][3] == body:
+            return known[1].message
+        return message_body(body, message_id, session_id)
 
-    def put(self, message_id: int, body: str, message: Message) -> Message:
-        """Remember a message just written (or decoded) with its JSON ``body``."""
-        self._messages[message_id] = (body, message)
-        if len(self._messages) > self._size:
-            self._messages.popitem(last=False)
-        return message
+    def put(self, row: Row, message: Message) -> StoredMessage:
+        """Remember the record of ``row`` (just written, or decoded), whose message is ``message``."""
+        message_id, session_id, turn_id, _, created, compressed, summary = row
+        stored = StoredMessage(
+            message_id, session_id, turn_id, message, created, bool(compressed), bool(summary)
+        )
+        self._stored[message_id] = (tuple(row), stored)
+        if len(self._stored) > self._size:
+            self._stored.popitem(last=False)
+        return stored
 
 
 def message_body(body: str, message_id: int, session_id: str) -> Message:
@@ -93,17 +111,31 @@ def message_body(body: str, message_id: int, session_id: str) -> Message:
     return attrs.evolve(message, id=str(message_id))
 
 
-def stored_message(row: Row, cache: MessageCache) -> StoredMessage:
-    """A ``messages`` row."""
-    message_id, session_id, turn_id, body, created, compressed, summary = row
-    message = cache.get(message_id, body, session_id)
-    return StoredMessage(message_id, session_id, turn_id, message, created, bool(compressed), bool(summary))
-
-
 def turn(row: Row) -> TurnRecord:
     """A ``turns`` row."""
     record = TurnRecord(*row[:-1])  # origin is the last column, NULL for most turns
     return record if row[-1] is None else attrs.evolve(record, origin=origin(row[-1]))
+
+
+def turn_params(record: TurnRecord, origin: str | None) -> tuple[Any, ...]:
+    """A ``turns`` row's values in :data:`TURN_COLUMNS` order; ``origin`` is ``record.origin``'s JSON."""
+    return (
+        record.turn_id,
+        record.session_id,
+        record.number,
+        record.initiator,
+        record.initiator_id,
+        record.status,
+        record.message_id,
+        record.queued_at,
+        record.error,
+        record.started_at,
+        record.finished_at,
+        record.rerun_of,
+        record.owner,
+        record.instructions,
+        origin,
+    )
 
 
 def origin(text: str | None) -> Origin | None:
@@ -140,24 +172,29 @@ def inbox_item(row: Row) -> InboxItem:
     return InboxItem(item_id, agent_id, from_agent, message, delivered_at, session_id, turn_id)
 
 
-def trace_record(row: Row) -> TraceRecord:
-    """A ``trace`` row."""
-    scope, point, kind, plugin, duration, outcome, error, started = row
-    return TraceRecord(scope, point, Kind(kind), plugin, duration, outcome, error, started)
+def trace_rows(records: Sequence[TraceRecord]) -> list[tuple[str | None, str]]:
+    """``records`` as compact ``turn_traces`` rows: one per scope (in the order scopes first
+    appear), its calls a JSON array of ``[point, kind, plugin, nanoseconds, outcome, error, started]``.
+
+    Durations are kept in whole nanoseconds: integers encode in a fraction of
+    a float's time, and no hook call is timed more finely than that.
+    """
+    calls: dict[str | None, list[tuple[Any, ...]]] = {}
+    for r in records:
+        call = (r.point, r.kind.value, r.plugin, round(r.duration * 1e9), r.outcome, r.error, r.started)
+        calls.setdefault(r.scope, []).append(call)
+    return [(scope, _COMPACT.encode(found)) for scope, found in calls.items()]
 
 
-def trace_params(record: TraceRecord) -> tuple[Any, ...]:
-    """The values of a trace row, in :data:`TRACE_COLUMNS` order."""
-    return (
-        record.scope,
-        record.point,
-        str(record.kind),
-        record.plugin,
-        record.duration,
-        record.outcome,
-        record.error,
-        record.started,
-    )
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
+def trace_records(scope: str, calls: str) -> list[TraceRecord]:
+    """The records of one ``turn_traces`` row of ``scope``."""
+    return [
+        TraceRecord(scope, point, Kind(kind), plugin, nanoseconds / 1e9, outcome, error, started)
+        for point, kind, plugin, nanoseconds, outcome, error, started in json.loads(calls)
+    ]
 
 
 def lineage_bounds(chain: Sequence[Row]) -> list[tuple[str, int | None]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import attrs
 from turnkit_hookspecs import SessionInfo
 
 from ..errors import StoreError
@@ -37,6 +38,44 @@ def touch(tx: Tx, session_id: str) -> None:
     """Set the session's ``updated_at`` (also how writers check that it exists)."""
     if tx.run("UPDATE sessions SET updated_at = ? WHERE id = ?", (tx.now, session_id)).rowcount == 0:
         raise unknown_session(session_id)
+
+
+@attrs.frozen
+class SessionState:
+    """What a job queueing or starting a turn needs to know of its session, read under its lock.
+
+    ``forked``: it has a parent, so its window reads a lineage; ``last_number``
+    the number of its newest turn (0: none yet); ``busy``: a turn of it is
+    queued or running; ``pending``: contributed context waits for a turn.
+    """
+
+    forked: bool
+    instructions: str | None
+    last_number: int
+    busy: bool
+    pending: bool
+
+
+def lock_state(tx: Tx, session_id: str) -> SessionState:
+    """Take the session's lock by touching it, then read its :class:`SessionState`.
+
+    Two statements, not one: under READ COMMITTED (PostgreSQL) a statement
+    that waited for the lock still reads the snapshot it started with, so
+    what the previous holder committed is only seen by the next statement.
+    """
+    row = tx.one(
+        "UPDATE sessions SET updated_at = ? WHERE id = ? RETURNING parent_id, instructions",
+        (tx.now, session_id),
+    )
+    if row is None:
+        raise unknown_session(session_id)
+    last_number, busy, pending = tx.one(
+        "SELECT (SELECT COALESCE(MAX(number), 0) FROM turns WHERE session_id = ?),"
+        " EXISTS (SELECT 1 FROM turns WHERE session_id = ? AND status IN ('queued', 'running')),"
+        " EXISTS (SELECT 1 FROM context WHERE session_id = ? AND consumed_by IS NULL)",
+        (session_id, session_id, session_id),
+    )
+    return SessionState(row[0] is not None, row[1], last_number, bool(busy), bool(pending))
 
 
 def register_agent(tx: Tx, agent_id: str) -> None:

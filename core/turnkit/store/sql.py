@@ -251,12 +251,11 @@ class SQLStore(Store):
         origin: Origin | None = None,
     ) -> tuple[TurnRecord, Claim | None]:
         _not_negative(history, "history")
-        body = self.secrets.encode(message)[1]
         return await self._write(
             turns.accept_and_claim,
             session_id,
             turn_id,
-            body,
+            self.secrets.encode(message),
             initiator,
             initiator_id,
             history,

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from ..errors import StoreError
+from .group_commit import GroupCommit, Job, Outcome
 from .migrations import SCHEMA_VERSION, apply, refuse_newer
 from .sql import SQLStore
 from .tx import SQLITE, Tx
@@ -33,17 +34,20 @@ _SYNCHRONOUS = ("normal", "full")
 class SQLiteStore(SQLStore):
     """The store in one SQLite file (or in memory, for tests).
 
-    By default each call runs its transaction right away on the calling
-    (event loop) thread: a turn's two transactions take tens of
-    microseconds plus the commit's fsync, less than handing each to a thread
-    and back, which measured about 180 µs per call here. With
-    ``threaded=True`` (``[store] thread = true``) calls run on the store's
-    own thread instead, so that waiting for another process's lock on a
-    shared file (up to ``busy_timeout``) never stalls the event loop.
+    By default transactions run on the calling (event loop) thread: a
+    turn's two transactions take tens of microseconds plus the commit's
+    fsync, less than handing each to a thread and back, which measured about
+    180 µs per call here. With ``threaded=True`` (``[store] thread = true``)
+    they run on the store's own thread instead, so that waiting for another
+    process's lock on a shared file (up to ``busy_timeout``) never stalls
+    the event loop.
 
-    Either way calls are serialised in the order they are made, and a call
-    that is cancelled while its job runs still commits (or rolls back) as a
-    whole. Two instances, in one process or several, may open the same file.
+    A read runs at once. Writes go through :class:`GroupCommit`: those made
+    while the event loop goes once round (``group_commit`` seconds more at
+    most) share one transaction and one fsync, in the order they were made,
+    and each is answered only once it committed. A call that is cancelled
+    still commits (or rolls back) as a whole. Two instances, in one process
+    or several, may open the same file.
     """
 
     dialect = SQLITE
@@ -56,9 +60,11 @@ class SQLiteStore(SQLStore):
         busy_timeout: float = 5.0,
         threaded: bool = False,
         poll: float = 0.05,
+        group_commit: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``poll`` is how often (seconds) :meth:`changed` looks for other connections' commits."""
+        """``poll`` is how often (seconds) :meth:`changed` looks for other connections' commits;
+        ``group_commit`` how long at most a write waits for others to share its commit."""
         if synchronous not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}")
         super().__init__(clock)
@@ -67,6 +73,8 @@ class SQLiteStore(SQLStore):
         self._busy_timeout = busy_timeout
         self._threaded = threaded
         self._poll = poll
+        self._group_wait = group_commit
+        self._group: GroupCommit | None = None  # while open
         self._executor: ThreadPoolExecutor | None = None
         # Touched by one thread at a time: the executor's, or the event loop's when not threaded.
         self._conn: sqlite3.Connection | None = None
@@ -82,23 +90,38 @@ class SQLiteStore(SQLStore):
     # ------------------------------------------------------------------ plumbing
 
     async def _transaction(self, job: Callable[[Tx], T], write: bool) -> T:
-        executor = self._executor
-        if executor is None:
+        group = self._group
+        if group is None:
             raise StoreError(f"store {self.path} is not open")
+        if write:
+            return await group.write(job)
         if not self._threaded:
-            return self._run(job, write)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, self._run, job, write)
+            read: T = self._run([job], False)[0][1]
+            return read
+        outcomes = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, [job], False)
+        result: T = outcomes[0][1]
+        return result
 
-    def _run(self, job: Callable[[Tx], T], write: bool) -> T:
-        """Run ``job`` in one transaction (on the store's thread)."""
+    def _commit(self, jobs: Sequence[Job]) -> list[Outcome]:
+        """Run a batch of writes (see :class:`GroupCommit`) as one transaction."""
+        return self._run(jobs, True)
+
+    def _run(self, jobs: Sequence[Job], write: bool) -> list[Outcome]:
+        """Run ``jobs`` in one transaction (on the store's thread); their outcomes once committed.
+
+        Several jobs (a group commit) each run in a savepoint of their own,
+        so that one that raises is undone alone and the others commit; a
+        lone job needs none: if it raises, the whole transaction rolls back
+        and the error is raised here.
+        """
         conn = self._conn
         if conn is None:
             raise StoreError(f"store {self.path} is closed")
+        shared = len(jobs) > 1
         try:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                result = job(Tx(conn, self._clock(), self._cache, SQLITE))
+                outcomes = [self._step(conn, job, shared) for job in jobs]
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -106,7 +129,21 @@ class SQLiteStore(SQLStore):
                 raise
         except sqlite3.Error as exc:
             raise self._failure(exc) from exc
-        return result
+        return outcomes
+
+    def _step(self, conn: sqlite3.Connection, job: Job, shared: bool) -> Outcome:
+        """One job of a transaction; with ``shared`` in its own savepoint, its error its outcome."""
+        if not shared:
+            return True, job(Tx(conn, self._clock(), self._cache, SQLITE))
+        conn.execute("SAVEPOINT job")
+        try:
+            result = job(Tx(conn, self._clock(), self._cache, SQLITE))
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            return False, self._failure(exc) if isinstance(exc, sqlite3.Error) else exc
+        conn.execute("RELEASE job")
+        return True, result
 
     def _failure(self, exc: sqlite3.Error) -> StoreError:
         """Word a driver error so that it names the file and what to do."""
@@ -153,6 +190,7 @@ class SQLiteStore(SQLStore):
             executor.shutdown(wait=False)
             raise
         self._executor = executor
+        self._group = GroupCommit(self._commit, executor if self._threaded else None, self._group_wait)
 
     def _connect(self, target: int) -> None:
         if self.path != MEMORY:
@@ -214,9 +252,12 @@ class SQLiteStore(SQLStore):
                 raise
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
+        group, self._group = self._group, None
+        if group is None:
             return
+        await group.idle()  # writes already made still commit
+        executor, self._executor = self._executor, None
+        assert executor is not None  # open, since it had a group
         try:
             await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
         finally:

@@ -1,4 +1,9 @@
-"""Store jobs on hook-call traces, kept with the turn they belong to, in call order."""
+"""Store jobs on hook-call traces, kept with the turn they belong to, in call order.
+
+A commit writes one compact row per scope (a turn's calls, or the late
+effects of an earlier turn), not a row per call: a turn's trace is one
+statement of its commit. Reading a scope joins its rows back into calls.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,12 @@ from .tx import Tx
 
 
 def insert_trace(tx: Tx, records: Sequence[TraceRecord]) -> None:
-    if records:
-        tx.many(
-            f"INSERT INTO trace ({rows.TRACE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [rows.trace_params(record) for record in records],
-        )
+    found = rows.trace_rows(records)
+    if found:
+        values = ", ".join(["(?, ?)"] * len(found))
+        tx.run(f"INSERT INTO turn_traces (scope, calls) VALUES {values}", [v for row in found for v in row])
 
 
 def trace(tx: Tx, turn_id: str) -> list[TraceRecord]:
-    found = tx.all(f"SELECT {rows.TRACE_COLUMNS} FROM trace WHERE scope = ? ORDER BY id", (turn_id,))
-    return [rows.trace_record(row) for row in found]
+    found = tx.all("SELECT calls FROM turn_traces WHERE scope = ? ORDER BY id", (turn_id,))
+    return [record for (calls,) in found for record in rows.trace_records(turn_id, calls)]

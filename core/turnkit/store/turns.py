@@ -1,10 +1,13 @@
 """Store jobs on turns: accepting a message, claiming the next turn under a lease,
 finishing it, re-running an interrupted one, and reading outcomes.
 
-Every job that changes a session's turns first takes the session's lock
-(its row, by updating it or through :meth:`Dialect.lock_session`), so that
-numbering, "is one running?" and FIFO order hold with any number of
-processes on one database.
+Every job that queues or starts a session's turns first takes the session's
+lock (its row, by updating it or through :meth:`Dialect.lock_session`), so
+that numbering, "is one running?" and FIFO order hold with any number of
+processes on one database; finishing a turn locks only that turn's row.
+A turn in an idle session is one statement per step: lock the session and
+read its state, store the message, start the turn, read the window; and to
+finish: store the reply, end the turn, store its trace.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from ..errors import IdempotencyKeyReused, StoreError
 from ..tracing import TraceRecord
 from . import rows
 from .contributions import pending_context
-from .history import insert_message, window
+from .history import insert_message, insert_turn_message, window
 from .records import Claim, TurnOutcome, TurnRecord
-from .sessions import session_instructions, touch
+from .sessions import SessionState, lock_state, session_instructions
 from .traces import insert_trace
 from .tx import Tx
 
@@ -28,53 +31,31 @@ from .tx import Tx
 FINAL = ("completed", "denied", "failed", "interrupted")
 
 
-def require_turn(tx: Tx, turn_id: str, *, lock: bool = False) -> TurnRecord:
-    """The turn; with ``lock``, its row is locked until commit, so that a takeover (which skips
-    locked turns) never interrupts a turn whose result is being committed."""
-    suffix = tx.dialect.for_update if lock else ""
-    row = tx.one(f"SELECT {rows.TURN_COLUMNS} FROM turns WHERE id = ?{suffix}", (turn_id,))
-    if row is None:
-        raise StoreError(f"unknown turn {turn_id!r}")
-    return rows.turn(row)
+_INSERT_TURN = (
+    f"INSERT INTO turns ({rows.TURN_COLUMNS}, inbound) VALUES ({', '.join('?' * 16)})"
+    " ON CONFLICT (id) DO NOTHING"
+)
 
 
-def _require_new_turn(tx: Tx, turn_id: str) -> None:
-    if tx.one("SELECT 1 FROM turns WHERE id = ?", (turn_id,)) is not None:
-        raise StoreError(f"turn {turn_id!r} already exists")
+def insert_turn(tx: Tx, turn: TurnRecord, inbound: str | None, origin: str | None) -> TurnRecord:
+    """Store ``turn`` as it stands: queued holding its ``inbound`` message's JSON, or with its
+    message in the history already (``turn.message_id``); ``origin`` is the JSON of ``turn.origin``.
+
+    A turn id that exists already is refused.
+    """
+    stored = tx.run(_INSERT_TURN, (*rows.turn_params(turn, origin), inbound))
+    if stored.rowcount == 0:
+        raise StoreError(f"turn {turn.turn_id!r} already exists")
+    tx.dialect.notify(tx, f"queued:{turn.session_id}")
+    return turn
 
 
-def insert_turn(
-    tx: Tx,
-    turn_id: str,
-    session_id: str,
-    initiator: Initiator,
-    initiator_id: str | None,
-    inbound: tuple[int | None, str | None],
-    rerun_of: str | None,
-    origin: str | None,
-) -> TurnRecord:
-    """Queue a turn numbered after the session's last; ``inbound`` is ``(message_id, JSON)``, one
-    set; ``origin`` the JSON of the turn's :class:`~turnkit_hookspecs.Origin`, if it has one."""
-    message_id, body = inbound
-    number = tx.one("SELECT COALESCE(MAX(number), 0) + 1 FROM turns WHERE session_id = ?", (session_id,))[0]
-    tx.run(
-        "INSERT INTO turns (id, session_id, number, initiator, initiator_id, status, message_id, inbound,"
-        " rerun_of, queued_at, origin) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-        (turn_id, session_id, number, initiator, initiator_id, message_id, body, rerun_of, tx.now, origin),
-    )
-    tx.dialect.notify(tx, f"queued:{session_id}")
-    return TurnRecord(
-        turn_id,
-        session_id,
-        number,
-        initiator,
-        initiator_id,
-        "queued",
-        message_id,
-        tx.now,
-        rerun_of=rerun_of,
-        origin=rows.origin(origin),
-    )
+def next_number(tx: Tx, session_id: str) -> int:
+    """The number the session's next turn gets (under the session's lock)."""
+    number: int = tx.one(
+        "SELECT COALESCE(MAX(number), 0) + 1 FROM turns WHERE session_id = ?", (session_id,)
+    )[0]
+    return number
 
 
 def _keyed_turn(tx: Tx, session_id: str, key: str | None) -> TurnRecord | None:
@@ -94,6 +75,47 @@ def _keyed_turn(tx: Tx, session_id: str, key: str | None) -> TurnRecord | None:
     return turn
 
 
+def _keep_key(tx: Tx, session_id: str, turn_id: str, key: str | None) -> None:
+    """Store the idempotency ``key`` of a new turn (nothing without one)."""
+    if key is None:
+        return
+    # Another session's transaction may be storing the same key right now (the session
+    # lock does not cover it): DO NOTHING waits for it, then tells us it won.
+    stored = tx.run(
+        "INSERT INTO idempotency (agent_id, key, turn_id, created_at)"
+        " SELECT agent_id, ?, ?, ? FROM sessions WHERE id = ? ON CONFLICT DO NOTHING",
+        (key, turn_id, tx.now, session_id),
+    )
+    if stored.rowcount == 0:
+        winner = _keyed_turn(tx, session_id, key)  # raises for another session
+        named = winner.turn_id if winner is not None else "?"
+        raise StoreError(f"idempotency key {key!r} was stored meanwhile, for turn {named!r}")
+
+
+def _queue(
+    tx: Tx,
+    state: SessionState,
+    session_id: str,
+    turn_id: str,
+    body: str,
+    initiator: Initiator,
+    initiator_id: str | None,
+    origin: str | None,
+) -> TurnRecord:
+    queued = TurnRecord(
+        turn_id,
+        session_id,
+        state.last_number + 1,
+        initiator,
+        initiator_id,
+        "queued",
+        None,
+        tx.now,
+        origin=rows.origin(origin),
+    )
+    return insert_turn(tx, queued, body, origin)
+
+
 def accept(
     tx: Tx,
     session_id: str,
@@ -104,24 +126,12 @@ def accept(
     key: str | None = None,
     origin: str | None = None,
 ) -> TurnRecord:
-    touch(tx, session_id)  # the session's lock, too
+    state = lock_state(tx, session_id)
     earlier = _keyed_turn(tx, session_id, key)
     if earlier is not None:
         return earlier
-    _require_new_turn(tx, turn_id)
-    turn = insert_turn(tx, turn_id, session_id, initiator, initiator_id, (None, body), None, origin)
-    if key is not None:
-        # Another session's transaction may be storing the same key right now (the session
-        # lock does not cover it): DO NOTHING waits for it, then tells us it won.
-        stored = tx.run(
-            "INSERT INTO idempotency (agent_id, key, turn_id, created_at)"
-            " SELECT agent_id, ?, ?, ? FROM sessions WHERE id = ? ON CONFLICT DO NOTHING",
-            (key, turn_id, tx.now, session_id),
-        )
-        if stored.rowcount == 0:
-            winner = _keyed_turn(tx, session_id, key)  # raises for another session
-            named = winner.turn_id if winner is not None else "?"
-            raise StoreError(f"idempotency key {key!r} was stored meanwhile, for turn {named!r}")
+    turn = _queue(tx, state, session_id, turn_id, body, initiator, initiator_id, origin)
+    _keep_key(tx, session_id, turn_id, key)
     return turn
 
 
@@ -176,7 +186,7 @@ def accept_and_claim(
     tx: Tx,
     session_id: str,
     turn_id: str,
-    body: str,
+    inbound: tuple[Message, str],
     initiator: Initiator,
     initiator_id: str | None,
     history: int,
@@ -184,15 +194,37 @@ def accept_and_claim(
     key: str | None,
     origin: str | None = None,
 ) -> tuple[TurnRecord, Claim | None]:
-    turn = accept(tx, session_id, turn_id, body, initiator, initiator_id, key, origin)
-    if turn.turn_id != turn_id:  # an earlier request with this key made the turn
+    """:func:`accept`, and when the session is idle the turn starts at once: its message goes
+    straight to the history (``inbound`` is the message and its JSON), never queued."""
+    state = lock_state(tx, session_id)
+    earlier = _keyed_turn(tx, session_id, key)
+    if earlier is not None:
+        return earlier, None
+    message, body = inbound
+    if state.busy:
+        turn = _queue(tx, state, session_id, turn_id, body, initiator, initiator_id, origin)
+        _keep_key(tx, session_id, turn_id, key)
         return turn, None
-    others = (
-        "SELECT 1 FROM turns WHERE session_id = ? AND status IN ('queued', 'running') AND id <> ? LIMIT 1"
+    stored = insert_message(tx, session_id, message, body, turn_id, False)
+    started = TurnRecord(
+        turn_id,
+        session_id,
+        state.last_number + 1,
+        initiator,
+        initiator_id,
+        "running",
+        stored.id,
+        tx.now,
+        started_at=tx.now,
+        owner=owner,
+        origin=rows.origin(origin),
     )
-    if tx.one(others, (session_id, turn_id)) is not None:
-        return turn, None
-    return turn, claim_next(tx, session_id, history, owner)
+    turn = insert_turn(tx, started, None, origin)
+    _keep_key(tx, session_id, turn_id, key)
+    context = pending_context(tx, session_id, turn_id) if state.pending else []
+    return turn, Claim(
+        turn, stored.message, window(tx, session_id, history, state.forked), context, state.instructions
+    )
 
 
 def finish_turn(
@@ -206,28 +238,41 @@ def finish_turn(
     trace: Sequence[TraceRecord],
     instructions: str | None = None,
 ) -> TurnRecord:
-    turn = require_turn(tx, turn_id, lock=True)
-    touch(tx, turn.session_id)
-    if turn.status in FINAL:
-        raise StoreError(f"turn {turn_id!r} already finished ({turn.status})")
+    """The messages go first, their session read from the turn's row, so that the update of
+    the turn can name the reply. That update locks the row: from then on a takeover (which
+    skips locked turns) leaves the turn alone; one that took it just before wins, and this
+    finish, finding the turn final, is refused and rolled back."""
     reply_id = None
     for message, body in bodies:
-        reply_id = insert_message(tx, turn.session_id, message, body, turn_id, False).id
-    if status != "completed":
-        reply_id = None
-    tx.run(
+        stored = insert_turn_message(tx, turn_id, message, body)
+        if stored is None:  # the turn is unknown or final
+            raise _unfinishable(tx, turn_id)
+        reply_id = stored.id
+    row = tx.one(
         "UPDATE turns SET status = ?, error = ?, finished_at = ?, deny = ?, reply_id = ?, instructions = ?"
-        " WHERE id = ?",
-        (status, error, tx.now, deny, reply_id, instructions, turn_id),
+        f" WHERE id = ? AND {rows.UNFINISHED} RETURNING {rows.TURN_COLUMNS}",
+        (status, error, tx.now, deny, reply_id if status == "completed" else None, instructions, turn_id),
     )
+    if row is None:
+        raise _unfinishable(tx, turn_id)
+    turn = rows.turn(row)
     if consumed:
-        tx.many(
-            "UPDATE context SET consumed_by = ? WHERE id = ? AND session_id = ? AND consumed_by IS NULL",
-            [(turn_id, item, turn.session_id) for item in consumed],
+        tx.run(
+            "UPDATE context SET consumed_by = ? WHERE session_id = ? AND consumed_by IS NULL"
+            f" AND id IN ({', '.join('?' * len(consumed))})",
+            (turn_id, turn.session_id, *consumed),
         )
     insert_trace(tx, trace)
     tx.dialect.notify(tx, f"finished:{turn_id}")
-    return attrs.evolve(turn, status=status, error=error, finished_at=tx.now, instructions=instructions)
+    return turn
+
+
+def _unfinishable(tx: Tx, turn_id: str) -> StoreError:
+    """Why turn ``turn_id`` cannot finish: it is unknown, or it finished already."""
+    turn = get_turn(tx, turn_id)
+    if turn is None:
+        return StoreError(f"unknown turn {turn_id!r}")
+    return StoreError(f"turn {turn_id!r} already finished ({turn.status})")
 
 
 def get_turn(tx: Tx, turn_id: str) -> TurnRecord | None:

@@ -139,11 +139,12 @@ POSTGRES = PostgresDialect()
 
 
 class Tx:
-    """One open transaction: run statements, and what every job needs beside them.
+    """One job's view of an open transaction: run statements, and what every job needs beside them.
 
-    ``now`` is the transaction's timestamp (one per transaction, so that rows
-    written together carry the same time); ``cache`` the store's decoded
-    messages; ``dialect`` the engine's SQL fragments.
+    ``now`` is the job's timestamp (one per job, so that the rows it writes
+    carry the same time, even when a group commit shares the transaction
+    among several jobs); ``cache`` the store's decoded messages;
+    ``dialect`` the engine's SQL fragments.
     """
 
     __slots__ = ("cache", "conn", "dialect", "now")
