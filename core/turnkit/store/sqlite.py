@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import StoreError
+from .checkpoint import BACKSTOP, Checkpointer
 from .group_commit import GroupCommit, Job, Outcome
 from .migrations import SCHEMA_VERSION, apply, refuse_newer
 from .sql import SQLStore
@@ -78,6 +79,7 @@ class SQLiteStore(SQLStore):
         self._executor: ThreadPoolExecutor | None = None
         # Touched by one thread at a time: the executor's, or the event loop's when not threaded.
         self._conn: sqlite3.Connection | None = None
+        self._checkpointer: Checkpointer | None = None  # while a file is open
         self._data_version: int | None = None
 
     def __repr__(self) -> str:
@@ -123,6 +125,8 @@ class SQLiteStore(SQLStore):
             try:
                 outcomes = [self._step(conn, job, shared) for job in jobs]
                 conn.execute("COMMIT")
+                if write and self._checkpointer is not None:
+                    self._checkpointer.committed()
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -190,6 +194,8 @@ class SQLiteStore(SQLStore):
             executor.shutdown(wait=False)
             raise
         self._executor = executor
+        if self.path != MEMORY:
+            self._checkpointer = Checkpointer(self.path, self._busy_timeout)
         self._group = GroupCommit(self._commit, executor if self._threaded else None, self._group_wait)
 
     def _connect(self, target: int) -> None:
@@ -208,6 +214,7 @@ class SQLiteStore(SQLStore):
             conn.execute("PRAGMA foreign_keys = ON")
             if self.path != MEMORY:
                 self._use_wal(conn)
+                conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP}")  # see checkpoint.py
             conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
             self._migrate(conn, target)
         except BaseException as exc:
@@ -258,8 +265,11 @@ class SQLiteStore(SQLStore):
         await group.idle()  # writes already made still commit
         executor, self._executor = self._executor, None
         assert executor is not None  # open, since it had a group
+        checkpointer, self._checkpointer = self._checkpointer, None
         try:
             await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+            if checkpointer is not None:
+                await asyncio.get_running_loop().run_in_executor(executor, checkpointer.stop)
         finally:
             executor.shutdown(wait=False)
 
