@@ -414,6 +414,12 @@ class Store(abc.ABC):
     # ------------------------------------------------------------------ browsing (the console)
 
     @abc.abstractmethod
+    async def index_messages(self, limit: int | None) -> int:
+        """Bring the full-text index of the messages up to date, by ``limit`` messages at most
+        (``None``: all); how many were indexed. An engine whose index follows each commit
+        (PostgreSQL's) has nothing to do; SQLite's is kept off the turn's commits."""
+
+    @abc.abstractmethod
     async def find_sessions(self, query: SessionQuery) -> list[SessionRecord]:
         """One page of the sessions ``query`` selects, most recently updated first.
 

@@ -8,7 +8,8 @@ so a store of 100,000 sessions answers as fast as a small one:
   reads and drops every row before the page), on the indexes by agent,
   kind, status and update time (migrations 1 and 6);
 - a text search reads each engine's full-text index of the messages' text
-  (:meth:`~turnkit.store.tx.Dialect.message_search`);
+  (:meth:`~turnkit.store.tx.Dialect.message_search`); SQLite's is brought up
+  to date by :func:`index_messages`, off the turn's commits;
 - the live view asks for turns queued or finished after a moment, on the
   indexes by those times.
 """
@@ -19,12 +20,38 @@ import re
 from typing import Any
 
 from . import rows
+from .migrations import SQLITE_MESSAGE_TEXT
 from .records import AuditEvent, ContextItem, SessionQuery, SessionRecord, StoredMessage, TurnRecord
 from .sessions import require_session
 from .tx import Tx
 
 #: A word of a search: what both engines' full-text indexes split text into.
 _WORD = re.compile(r"\w+")
+
+
+def index_messages(tx: Tx, limit: int | None) -> int:
+    """Add the messages committed since the last call to SQLite's full-text index, the oldest
+    ``limit`` of them (``None``: all); how many were added.
+
+    Message ids grow with each commit (SQLite lets one writer in at a time),
+    so ``messages_fts_indexed.upto``, moved in the same transaction, is
+    exactly where the index stops.
+    """
+    upto: int = tx.one("SELECT upto FROM messages_fts_indexed")[0]
+    newest = tx.one(
+        "SELECT MAX(id), COUNT(*) FROM (SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?)",
+        (upto, -1 if limit is None else limit),
+    )
+    if not newest[1]:
+        return 0
+    tx.run(
+        "INSERT INTO messages_fts (rowid, text)"
+        f" SELECT m.id, {SQLITE_MESSAGE_TEXT.format(body='m.body')} FROM messages m"
+        " WHERE m.id > ? AND m.id <= ?",
+        (upto, newest[0]),
+    )
+    tx.run("UPDATE messages_fts_indexed SET upto = ?", (newest[0],))
+    return int(newest[1])
 
 
 def find_sessions(tx: Tx, query: SessionQuery) -> list[SessionRecord]:
@@ -94,7 +121,7 @@ def turn_messages(tx: Tx, session_id: str, turn_id: str) -> list[StoredMessage]:
         f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND turn_id = ? ORDER BY id",
         (session_id, turn_id),
     )
-    return [rows.stored_message(row, tx.cache) for row in found]
+    return [tx.cache.stored(row) for row in found]
 
 
 def context_items(tx: Tx, session_id: str) -> list[ContextItem]:

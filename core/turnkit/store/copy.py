@@ -81,6 +81,7 @@ TABLES: tuple[Table, ...] = (
 NOT_COPIED: dict[str, str] = {
     "schema_version": "the target's own, written when it was opened (migrated)",
     "owners": "leases belong to the processes of the source, none of which runs on the target",
+    "messages_fts_indexed": "how far SQLite's message search index got; a target indexes its own",
 }
 
 #: Columns one engine adds for its own needs, written by the copy as the store would write them.

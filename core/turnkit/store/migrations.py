@@ -240,7 +240,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 #: The text of a message body's blocks (only text blocks have one), in SQLite; ``{body}`` is
 #: the JSON column.
-_SQLITE_MESSAGE_TEXT = (
+SQLITE_MESSAGE_TEXT = (
     "(SELECT group_concat(json_extract(b.value, '$.text'), ' ') FROM json_each({body}, '$.blocks') b)"
 )
 
@@ -273,12 +273,22 @@ SQLITE_EXTRAS: dict[int, tuple[str, ...]] = {
         )""",
         f"""CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
             INSERT INTO messages_fts (rowid, text)
-                VALUES (new.id, {_SQLITE_MESSAGE_TEXT.format(body="new.body")});
+                VALUES (new.id, {SQLITE_MESSAGE_TEXT.format(body="new.body")});
         END""",
         "INSERT INTO messages_fts (rowid, text)"
-        f" SELECT m.id, {_SQLITE_MESSAGE_TEXT.format(body='m.body')} FROM messages m",
+        f" SELECT m.id, {SQLITE_MESSAGE_TEXT.format(body='m.body')} FROM messages m",
     ),
-    7: (_OLD_TRACE.format(array="json_array", integer="INTEGER", cast=""), "DROP TABLE trace"),
+    # The message index leaves the commit: its trigger ran some twenty statements of FTS5's own
+    # in every turn's two commits. Messages are indexed after they commit instead, in id order
+    # (ids grow with each commit, as SQLite has one writer at a time) up to ``upto``: by the
+    # sweeping process's heartbeat, and by a search first of all (browse.index_messages).
+    7: (
+        _OLD_TRACE.format(array="json_array", integer="INTEGER", cast=""),
+        "DROP TABLE trace",
+        "DROP TRIGGER messages_fts_insert",
+        "CREATE TABLE messages_fts_indexed (upto INTEGER NOT NULL)",
+        "INSERT INTO messages_fts_indexed (upto) SELECT COALESCE(MAX(id), 0) FROM messages",
+    ),
 }
 
 #: The text search vector of a message's text blocks (only they have a ``text``) on PostgreSQL:

@@ -378,7 +378,14 @@ class SQLStore(Store):
 
     async def find_sessions(self, query: SessionQuery) -> list[SessionRecord]:
         _not_negative(query.limit, "limit")
+        if query.text:  # a search sees every message committed before it
+            await self.index_messages(None)
         return await self._read(browse.find_sessions, query)
+
+    async def index_messages(self, limit: int | None) -> int:
+        if not self.dialect.search_lags:
+            return 0
+        return await self._write(browse.index_messages, limit)
 
     async def turns_changed(self, since: float, limit: int) -> list[TurnRecord]:
         _not_negative(limit, "limit")

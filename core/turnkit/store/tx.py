@@ -43,6 +43,9 @@ class Dialect:
     for_update = ""
     #: Appended to a SELECT of work items that concurrent workers must not both take.
     skip_locked = ""
+    #: Whether the full-text index of the messages is brought up to date after their commit
+    #: (:func:`~turnkit.store.browse.index_messages`) rather than by the commit itself.
+    search_lags = True
 
     def sql(self, text: str) -> str:
         """``text`` with the driver's placeholders (SQLite takes ``?`` as written)."""
@@ -82,7 +85,8 @@ class Dialect:
         """A subquery: the ids of the sessions holding a message whose text has every word of ``?``.
 
         The parameter is :meth:`search_words`; the subquery reads the
-        engine's full-text index of the messages' text (migration 6).
+        engine's full-text index of the messages' text (migration 6; on
+        SQLite, up to date once :func:`~turnkit.store.browse.index_messages` ran).
         """
         return (
             "SELECT m.session_id FROM messages_fts f JOIN messages m ON m.id = f.rowid"
@@ -100,6 +104,7 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     for_update = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    search_lags = False  # an expression index: PostgreSQL keeps it with each insert
     #: The channel every process of every agent on the database listens on.
     CHANNEL = "turnkit"
 
