@@ -7,7 +7,7 @@ from turnkit.store import SessionQuery, Store
 from turnkit.tracing import TraceRecord
 from turnkit_hookspecs import Kind, Message, SessionInfo
 
-from .helpers import new_session, user
+from .helpers import Connect, new_session, user
 
 
 def ids(records: list) -> list[str]:
@@ -52,6 +52,22 @@ async def test_search_finds_an_id_by_its_start_or_a_session_by_the_words_of_a_me
     for odd in ('"', "fox OR dog", "fo*", "NEAR(", "'; DROP TABLE sessions; --"):
         await store.find_sessions(SessionQuery(text=odd))
     assert len(await store.find_sessions(SessionQuery())) == 3
+
+
+async def test_a_search_sees_every_committed_message_the_index_taken_in_batches(connect: Connect) -> None:
+    """Messages reach the search index after their commit (SQLite), a batch at a time by the
+    heartbeat; a search first indexes what is left, including another store's messages."""
+    store, other = await connect(), await connect()
+    await new_session(store, "early")
+    for number in range(5):
+        await store.append_message("early", user(f"lantern {number}"))
+    first = await store.index_messages(3)
+    assert (first, await store.index_messages(3)) in ((3, 2), (0, 0))  # PostgreSQL: none to do
+    assert await store.index_messages(None) == 0
+    await new_session(other, "late")
+    await other.append_message("late", user("a lantern in another process"))
+    assert ids(await store.find_sessions(SessionQuery(text="lantern"))) == ["late", "early"]
+    assert await other.index_messages(None) == 0, "the search indexed it, once for every store"
 
 
 async def test_the_turns_changed_since_a_moment_and_a_turns_own_messages(store: Store) -> None:

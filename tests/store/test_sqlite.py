@@ -252,28 +252,28 @@ def test_processes_opening_a_new_file_together_all_open_it(tmp_path: Path) -> No
     assert [worker.wait(timeout=120) for worker in workers] == [0, 0, 0, 0]
 
 
-async def test_per_call_trace_rows_of_version_5_survive_the_compact_trace(
+async def test_per_call_trace_rows_of_version_6_survive_the_compact_trace(
     closing: list[SQLiteStore], db: str
 ) -> None:
-    old = await opened(closing, db, upto=5)
+    old = await opened(closing, db, upto=6)
     await old.close()
     calls = [
-        ("t1", "turn_authorize", "guard", "auth", 0.001, "ok", None),
-        ("t2", "turn_reply", "resolve", "model", 0.25, "value", None),
-        ("t1", "turn_completed", "effect", "log", 0.5, "timeout", "took too long"),
+        ("t1", "turn_authorize", "guard", "auth", 0.001, "ok", None, 1_800_000_000.25),
+        ("t2", "turn_reply", "resolve", "model", 0.25, "value", None, None),
+        ("t1", "turn_completed", "effect", "log", 0.5, "timeout", "took too long", 1_800_000_001.5),
     ]
     with sqlite3.connect(db) as conn:
         conn.executemany(
-            "INSERT INTO trace (scope, point, kind, plugin, duration, outcome, error)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO trace (scope, point, kind, plugin, duration, outcome, error, started)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             calls,
         )
     store = await opened(closing, db)
-    late = TraceRecord("t1", "turn_completed", Kind.EFFECT, "late", 0.2, "ok")
+    late = TraceRecord("t1", "turn_completed", Kind.EFFECT, "late", 0.2, "ok", None, 1_800_000_002.125)
     await store.append_trace([late])
     assert await store.trace("t1") == [
-        TraceRecord("t1", "turn_authorize", Kind.GUARD, "auth", 0.001, "ok"),
-        TraceRecord("t1", "turn_completed", Kind.EFFECT, "log", 0.5, "timeout", "took too long"),
+        TraceRecord("t1", "turn_authorize", Kind.GUARD, "auth", 0.001, "ok", None, 1_800_000_000.25),
+        TraceRecord("t1", "turn_completed", Kind.EFFECT, "log", 0.5, "timeout", "took too long", 1_800_000_001.5),
         late,
     ]
     assert await store.trace("t2") == [TraceRecord("t2", "turn_reply", Kind.RESOLVE, "model", 0.25, "value")]

@@ -208,8 +208,8 @@ _CONSOLE = (
 )
 
 #: Version 7: a trace is written as one row per scope and commit, ``calls`` a JSON array of
-#: ``[point, kind, plugin, nanoseconds, outcome, error, started]`` in call order, instead of
-#: a row per hook call (a turn's commit wrote a dozen). The engine extras move the old rows over, one call per
+#: ``[point, kind, plugin, nanoseconds, outcome, error, started]`` in call order (``started`` in
+#: microseconds since the epoch), instead of a row per hook call (a turn's commit wrote a dozen). The engine extras move the old rows over, one call per
 #: row so that their order is kept, and drop the old table.
 _COMPACT_TRACE = (
     """CREATE TABLE turn_traces (
@@ -223,7 +223,8 @@ _COMPACT_TRACE = (
 #: Version 7's move of the old trace rows, one call per row; each engine names its JSON array builder.
 _OLD_TRACE = (
     "INSERT INTO turn_traces (scope, calls) SELECT scope,"
-    " {array}({array}(point, kind, plugin, CAST(ROUND(duration * 1e9) AS {integer}), outcome, error, started)){cast}"
+    " {array}({array}(point, kind, plugin, CAST(ROUND(duration * 1e9) AS {integer}), outcome, error,"
+    " CAST(ROUND(started * 1e6) AS {integer}))){cast}"
     " FROM trace ORDER BY id"
 )
 

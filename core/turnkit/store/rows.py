@@ -174,25 +174,38 @@ def inbox_item(row: Row) -> InboxItem:
 
 def trace_rows(records: Sequence[TraceRecord]) -> list[tuple[str | None, str]]:
     """``records`` as compact ``turn_traces`` rows: one per scope (in the order scopes first
-    appear), its calls a JSON array of ``[point, kind, plugin, nanoseconds, outcome, error, started]``.
+    appear), its calls a JSON array of ``[point, kind, plugin, nanoseconds, outcome, error,
+    started]``, ``started`` in whole microseconds since the epoch (or ``null``).
 
-    Durations are kept in whole nanoseconds: integers encode in a fraction of
-    a float's time, and no hook call is timed more finely than that.
+    Times are kept as integers: they encode in half a float's time (a turn's
+    trace is encoded in every turn's commit), and no hook call is timed more
+    finely than that.
     """
     calls: dict[str | None, list[tuple[Any, ...]]] = {}
     for r in records:
-        call = (r.point, r.kind.value, r.plugin, round(r.duration * 1e9), r.outcome, r.error, r.started)
+        started = None if r.started is None else round(r.started * 1e6)
+        # the kind is a str enum: it encodes as its value
+        call = (r.point, r.kind, r.plugin, round(r.duration * 1e9), r.outcome, r.error, started)
         calls.setdefault(r.scope, []).append(call)
     return [(scope, _COMPACT.encode(found)) for scope, found in calls.items()]
 
 
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_COMPACT = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
 def trace_records(scope: str, calls: str) -> list[TraceRecord]:
     """The records of one ``turn_traces`` row of ``scope``."""
     return [
-        TraceRecord(scope, point, Kind(kind), plugin, nanoseconds / 1e9, outcome, error, started)
+        TraceRecord(
+            scope,
+            point,
+            Kind(kind),
+            plugin,
+            nanoseconds / 1e9,
+            outcome,
+            error,
+            None if started is None else started / 1e6,
+        )
         for point, kind, plugin, nanoseconds, outcome, error, started in json.loads(calls)
     ]
 
