@@ -24,7 +24,10 @@ server, or on a throwaway one started by ``tests/support/postgres.py``).
   sees each statement the library steps, ``executemany`` rows included):
   per turn, the statements other than transaction control, the write and
   read transactions; the housekeeping loop's ``PRAGMA data_version`` polls
-  (time-driven, not per turn) are shown apart.
+  (time-driven, not per turn) are shown apart. Beside them, with
+  ``synchronous = normal``, the time per turn spent inside the driver's
+  calls (SQLite's own work, commits included) and the rest of the CPU time:
+  the framework's share.
 * **Flatness**: the mean turn time over turns 10-110 and over the last 100
   of a 2,000-turn session.
 * **Prompt assembly**: the time to assemble the next prompt (store window,
@@ -194,24 +197,65 @@ async def many_sessions(store: dict[str, object], sessions: int, turns: int) -> 
 
 @dataclass
 class Statements:
-    """What the store's connection ran per turn (see the module's docstring)."""
+    """What the store's connection ran per turn, and what it cost (see the module's docstring)."""
 
     statements: float
     writes: float
     reads: float
     polls: float
+    cpu: float
+    database: float
 
 
-async def statements(folder: Path, turns: int = 100) -> Statements:
-    """Count the statements of ``turns`` turns of one session, after a warm-up."""
+class TimedConnection:
+    """A sqlite3 connection whose calls (``execute`` and its cursors' fetches) are timed."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+        self.seconds = 0.0
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> TimedCursor:
+        started = time.perf_counter()
+        cursor = self.connection.execute(sql, params)
+        self.seconds += time.perf_counter() - started
+        return TimedCursor(cursor, self)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.connection, name)
+
+
+class TimedCursor:
+    def __init__(self, cursor: sqlite3.Cursor, timed: TimedConnection) -> None:
+        self._cursor = cursor
+        self._timed = timed
+        self.rowcount = cursor.rowcount
+
+    def fetchone(self) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._cursor.fetchone()
+        finally:
+            self._timed.seconds += time.perf_counter() - started
+
+    def fetchall(self) -> list[Any]:
+        started = time.perf_counter()
+        try:
+            return self._cursor.fetchall()
+        finally:
+            self._timed.seconds += time.perf_counter() - started
+
+
+async def statements(folder: Path, turns: int) -> Statements:
+    """Count the statements of ``turns`` turns of one session after a warm-up, then time the
+    driver's calls over as many more (``synchronous = normal``: CPU, no fsync)."""
     seen: list[str] = []
-    async with agent(sqlite_store(folder)) as a:
+    async with agent(sqlite_store(folder, "normal")) as a:
         session = (await a.sessions.open()).session_id
         for number in range(20):
             await a.send(f"warm-up {number}", session)
         store = a.store
         assert isinstance(store, SQLiteStore)
-        connection = store._conn  # counting needs the driver's own connection
+        connection = store._conn  # counting and timing need the driver's own connection
         assert connection is not None
         connection.set_trace_callback(seen.append)
         try:
@@ -219,9 +263,23 @@ async def statements(folder: Path, turns: int = 100) -> Statements:
                 await a.send(f"message {number}", session)
         finally:
             connection.set_trace_callback(None)
+        timed = TimedConnection(connection)
+        store._conn = timed  # type: ignore[assignment]
+        cpu = time.process_time()
+        try:
+            for number in range(turns):
+                await a.send(f"timed {number}", session)
+        finally:
+            cpu = time.process_time() - cpu
+            store._conn = connection
     kinds = Counter(_statement_kind(text) for text in seen)
     return Statements(
-        kinds["statement"] / turns, kinds["write"] / turns, kinds["read"] / turns, kinds["poll"] / turns
+        kinds["statement"] / turns,
+        kinds["write"] / turns,
+        kinds["read"] / turns,
+        kinds["poll"] / turns,
+        cpu / turns,
+        timed.seconds / turns,
     )
 
 
@@ -309,11 +367,16 @@ def sqlite_runs(folder: Path, turns: int) -> None:
             f"  flatness: turns 10-110 {1e6 * early:.0f} µs, last 100 of {turns} {1e6 * late:.0f} µs,"
             f" ratio {late / early:.2f}"
         )
-    counted = asyncio.run(statements(_sub(folder, "statements")))
+    counted = asyncio.run(statements(_sub(folder, "statements"), min(turns, 1000)))
     print(
         f"SQL per turn (one session, sqlite3 trace): {counted.statements:.2f} statements besides"
         f" transaction control (bar <= 8: {bar(counted.statements <= 8)}), {counted.writes:.2f} write"
         f" and {counted.reads:.2f} read transactions; housekeeping (polls, lease) {counted.polls:.2f}/turn"
+    )
+    framework = counted.cpu - counted.database
+    print(
+        f"  CPU per turn (normal) {1e6 * counted.cpu:.0f} µs: inside SQLite calls {1e6 * counted.database:.0f} µs,"
+        f" the framework {1e6 * framework:.0f} µs (bar <= 150: {bar(framework <= 150e-6)})"
     )
 
 
