@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import sqlite3
 import statistics
 import sys
@@ -283,6 +284,11 @@ async def statements(folder: Path, turns: int) -> Statements:
     )
 
 
+#: What the heartbeat runs (time-driven, not per turn): the lease, the recovery sweep, old
+#: idempotency keys, the search index's batch (browse.index_messages).
+_HOUSEKEEPING = re.compile(r"\bowners\b|\bidempotency\b|\bmessages_fts|FROM messages WHERE id > ")
+
+
 def _statement_kind(text: str) -> str:
     words = text.split(None, 2)
     first = words[0].upper()
@@ -290,8 +296,8 @@ def _statement_kind(text: str) -> str:
         return "write" if len(words) > 1 and words[1].upper() == "IMMEDIATE" else "read"
     if first in ("COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "END"):
         return "control"
-    if text.strip().upper() == "PRAGMA DATA_VERSION" or " owners " in f"{text} ":
-        return "poll"  # the housekeeping loop: other processes' commits, the lease's heartbeat
+    if text.strip().upper() == "PRAGMA DATA_VERSION" or _HOUSEKEEPING.search(text):
+        return "poll"  # the housekeeping loop: other processes' commits, the heartbeat's chores
     return "statement"
 
 
