@@ -381,7 +381,8 @@ def sqlite_runs(folder: Path, turns: int) -> None:
     )
     framework = counted.cpu - counted.database
     print(
-        f"  CPU per turn (normal) {1e6 * counted.cpu:.0f} µs: inside SQLite calls {1e6 * counted.database:.0f} µs,"
+        f"  CPU per turn (normal) {1e6 * counted.cpu:.0f} µs:"
+        f" inside SQLite calls {1e6 * counted.database:.0f} µs,"
         f" the framework {1e6 * framework:.0f} µs (bar <= 150: {bar(framework <= 150e-6)})"
     )
 

@@ -273,7 +273,9 @@ async def test_per_call_trace_rows_of_version_6_survive_the_compact_trace(
     await store.append_trace([late])
     assert await store.trace("t1") == [
         TraceRecord("t1", "turn_authorize", Kind.GUARD, "auth", 0.001, "ok", None, 1_800_000_000.25),
-        TraceRecord("t1", "turn_completed", Kind.EFFECT, "log", 0.5, "timeout", "took too long", 1_800_000_001.5),
+        TraceRecord(
+            "t1", "turn_completed", Kind.EFFECT, "log", 0.5, "timeout", "took too long", 1_800_000_001.5
+        ),
         late,
     ]
     assert await store.trace("t2") == [TraceRecord("t2", "turn_reply", Kind.RESOLVE, "model", 0.25, "value")]

@@ -208,9 +208,10 @@ _CONSOLE = (
 )
 
 #: Version 7: a trace is written as one row per scope and commit, ``calls`` a JSON array of
-#: ``[point, kind, plugin, nanoseconds, outcome, error, started]`` in call order (``started`` in
-#: microseconds since the epoch), instead of a row per hook call (a turn's commit wrote a dozen). The engine extras move the old rows over, one call per
-#: row so that their order is kept, and drop the old table.
+#: ``[point, kind, plugin, nanoseconds, outcome, error, started]`` in call order (``started``
+#: in microseconds since the epoch), instead of a row per hook call (a turn's commit wrote a
+#: dozen). The engine extras move the old rows over, one call per row so that their order is
+#: kept, and drop the old table; SQLite's also take the message index out of the commit.
 _COMPACT_TRACE = (
     """CREATE TABLE turn_traces (
         id INTEGER PRIMARY KEY,
