@@ -67,8 +67,8 @@ if TYPE_CHECKING:
 #: The extension id the runtime's own audit events carry.
 RUNTIME = "turnkit"
 _FINAL = ("completed", "denied", "failed", "interrupted")
-#: Messages added to the store's search index per heartbeat (a search catches up on the rest).
-_INDEX_BATCH = 5000
+#: Messages added to the store's search index per transaction, at each heartbeat.
+_INDEX_BATCH = 500
 
 
 class SessionOrchestrator:
@@ -274,7 +274,9 @@ class SessionOrchestrator:
             await self._recover()
         if self._sweeping:
             await self.store.forget_idempotency_keys(time.time() - self.config.store.idempotency_keep)
-            await self.store.index_messages(_INDEX_BATCH)
+            # Until caught up, a short transaction at a time: turns go on between them.
+            while await self.store.index_messages(_INDEX_BATCH) == _INDEX_BATCH:
+                pass
 
     # ------------------------------------------------------------------ sessions
 
