@@ -33,9 +33,10 @@ def index_messages(tx: Tx, limit: int | None) -> int:
     """Add the messages committed since the last call to SQLite's full-text index, the oldest
     ``limit`` of them (``None``: all); how many were added.
 
-    Message ids grow with each commit (SQLite lets one writer in at a time),
-    so ``messages_fts_indexed.upto``, moved in the same transaction, is
-    exactly where the index stops.
+    Message ids grow with each commit (SQLite lets one writer in at a time,
+    and a message is never deleted, so no id is given out twice), so
+    ``messages_fts_indexed.upto``, moved in the same transaction, is exactly
+    where the index stops.
     """
     upto: int = tx.one("SELECT upto FROM messages_fts_indexed")[0]
     newest = tx.one(
