@@ -414,9 +414,20 @@ class TelegramChannel(Channel):
                         update_id,
                         inbound.chat_id,
                     )
-                await self.chat.storage.delete(PENDING, self._pending_key(update_id))
+                await self._forget(update_id)
         finally:
             del self._queues[key]
+
+    async def _forget(self, update_id: int) -> None:
+        """Delete the pending record of an answered (or dropped) update, even if a stop cancels
+        the worker meanwhile: the worker waits for the delete before it ends, so a standby
+        taking the lead over never finds the record of a reply already sent, and sends it again."""
+        delete = asyncio.ensure_future(self.chat.storage.delete(PENDING, self._pending_key(update_id)))
+        try:
+            await asyncio.shield(delete)
+        except asyncio.CancelledError:
+            await delete
+            raise
 
     # ------------------------------------------------------------------ answering
 
@@ -496,6 +507,9 @@ class TelegramChannel(Channel):
                 params["reply_parameters"] = {"message_id": reply_to, "allow_sending_without_reply": True}
                 reply_to = None
             await self._call("sendMessage", params)
+        update_id = inbound.metadata.get("update_id")
+        if update_id is not None:  # sent: from now on a stop must not leave it pending
+            await self._forget(update_id)
 
     async def _show_typing(self, inbound: ChannelMessage) -> None:
         """Keep "typing…" on while the turn runs (best effort: failures are only logged)."""
