@@ -414,7 +414,8 @@ class TelegramChannel(Channel):
                         update_id,
                         inbound.chat_id,
                     )
-                await self._forget(update_id)
+                    await self._forget(update_id)
+                # answered: deliver() forgot it as soon as the reply was sent
         finally:
             del self._queues[key]
 
