@@ -6,13 +6,18 @@ hot path;
 :class:`MemoryTraceSink` keeps a bounded window and materialises
 :class:`TraceRecord` objects only when read. ``trace_scope`` lets the caller
 (the orchestrator) tag calls with the turn they belong to.
+
+What the store keeps is a :data:`Trace`: each scope's calls as plain
+:data:`Call` tuples, the shape its rows encode. :class:`TurnTraceSink` builds
+it straight from the batches, since every turn's commit stores one and a
+record object per call would cost more than the rest of the trace.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Protocol
 
@@ -47,6 +52,40 @@ class TraceRecord:
     outcome: str
     error: str | None = None
     started: float | None = None
+
+
+#: One call as stored: point, kind, plugin, nanoseconds, outcome, error, and when it began in
+#: whole microseconds since the epoch (``None`` for calls stored before that was kept).
+Call = tuple[str, str, str, int, str, str | None, int | None]
+#: Calls by scope, each scope's in call order, scopes in the order they were first traced.
+Trace = dict[str | None, list[Call]]
+
+
+def compact(records: Iterable[TraceRecord]) -> Trace:
+    """``records`` as a :data:`Trace` (the records of a store test, say)."""
+    trace: Trace = {}
+    for r in records:
+        started = None if r.started is None else round(r.started * 1e6)
+        call = (r.point, r.kind, r.plugin, round(r.duration * 1e9), r.outcome, r.error, started)
+        trace.setdefault(r.scope, []).append(call)
+    return trace
+
+
+def call_records(scope: str | None, calls: Iterable[Call]) -> list[TraceRecord]:
+    """The records of ``scope``'s ``calls`` (the inverse of :func:`compact`)."""
+    return [
+        TraceRecord(
+            scope,
+            point,
+            Kind(kind),
+            plugin,
+            nanoseconds / 1e9,
+            outcome,
+            error,
+            None if started is None else started / 1e6,
+        )
+        for point, kind, plugin, nanoseconds, outcome, error, started in calls
+    ]
 
 
 class TraceSink(Protocol):
@@ -165,8 +204,36 @@ class TurnTraceSink(MemoryTraceSink):
         if scope is not None:
             super().record(scope, point, kind, plugins, stamps, marks)
 
-    def take(self) -> list[TraceRecord]:
-        """Everything pending, as records, leaving nothing pending."""
-        taken = self.records()
-        self.clear()
-        return taken
+    def take(self) -> Trace:
+        """Everything pending, leaving nothing pending.
+
+        Times become integers here: they encode in half a float's time, and
+        no hook call is timed more finely than a nanosecond (its start than
+        a microsecond).
+        """
+        trace: Trace = {}
+        for scope, point, kind, plugins, stamps, marks in self._batches:
+            calls = trace.get(scope)
+            if calls is None:
+                calls = trace[scope] = []
+            start = stamps[0]
+            for index in range(len(stamps) - 1):
+                end = stamps[index + 1]
+                outcome, error = marks.get(index, _OK)
+                calls.append(
+                    (
+                        point,
+                        kind,
+                        plugins[index],
+                        int((end - start) * 1e9),
+                        outcome,
+                        error,
+                        int((_EPOCH + start) * 1e6),
+                    )
+                )
+                start = end
+        self._batches.clear()
+        return trace
+
+
+_OK: Outcome = ("ok", None)

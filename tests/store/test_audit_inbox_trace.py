@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from turnkit.errors import StoreError
 from turnkit.store import Store, inbox_session_id
-from turnkit.tracing import TraceRecord
+from turnkit.tracing import TraceRecord, compact
 from turnkit_hookspecs import Kind
 
 from .helpers import new_session, texts, user
@@ -68,8 +68,8 @@ async def test_late_trace_records_join_the_turns_trace(store: Store) -> None:
         TraceRecord(None, "agent_started", Kind.EFFECT, "log", 0.0, "ok"),
         TraceRecord("t1", "turn_completed", Kind.EFFECT, "notify", 0.01, "ok"),
     ]
-    await store.append_trace(records)
-    await store.append_trace([])
+    await store.append_trace(compact(records))
+    await store.append_trace({})
     assert await store.trace("t1") == [records[0], records[3]]
     assert await store.trace("t2") == [records[1]]
     assert isinstance((await store.trace("t2"))[0].kind, Kind)

@@ -4,7 +4,7 @@ lately, the audit trail of every session, a turn's own messages, all contributio
 from __future__ import annotations
 
 from turnkit.store import SessionQuery, Store
-from turnkit.tracing import TraceRecord
+from turnkit.tracing import TraceRecord, compact
 from turnkit_hookspecs import Kind, Message, SessionInfo
 
 from .helpers import Connect, new_session, user
@@ -78,7 +78,7 @@ async def test_the_turns_changed_since_a_moment_and_a_turns_own_messages(store: 
     assert claimed is not None
     trace = [TraceRecord("t1", "turn_reply", Kind.RESOLVE, "model", 0.25, "value", started=100.0)]
     finished = await store.finish_turn(
-        "t1", "completed", messages=[Message.of("assistant", "hello")], trace=trace
+        "t1", "completed", messages=[Message.of("assistant", "hello")], trace=compact(trace)
     )
     assert finished.finished_at is not None
     [changed] = await store.turns_changed(finished.finished_at, 10)

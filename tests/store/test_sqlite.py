@@ -14,7 +14,7 @@ from turnkit.config import StoreConfig
 from turnkit.errors import StoreError
 from turnkit.store import SQLiteStore, open_store
 from turnkit.store.migrations import SCHEMA_VERSION
-from turnkit.tracing import TraceRecord
+from turnkit.tracing import TraceRecord, compact
 from turnkit_hookspecs import Kind, Message, to_json
 
 from .helpers import Clock, new_session, texts, user
@@ -85,7 +85,7 @@ async def test_a_version_1_database_with_data_opens_and_keeps_it(closing: list[S
     await store.accept("s1", "t2", user("written now"), "user")
     assert (await store.claim_turn("s1")) is not None
     record = TraceRecord("t1", "turn_completed", Kind.EFFECT, "log", 0.1, "ok")
-    await store.append_trace([record])
+    await store.append_trace(compact([record]))
     assert await store.trace("t1") == [record]
 
 
@@ -270,7 +270,7 @@ async def test_per_call_trace_rows_of_version_6_survive_the_compact_trace(
         )
     store = await opened(closing, db)
     late = TraceRecord("t1", "turn_completed", Kind.EFFECT, "late", 0.2, "ok", None, 1_800_000_002.125)
-    await store.append_trace([late])
+    await store.append_trace(compact([late]))
     assert await store.trace("t1") == [
         TraceRecord("t1", "turn_authorize", Kind.GUARD, "auth", 0.001, "ok", None, 1_800_000_000.25),
         TraceRecord(

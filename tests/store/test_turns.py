@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from turnkit.errors import StoreError
 from turnkit.store import Store
-from turnkit.tracing import TraceRecord
+from turnkit.tracing import TraceRecord, compact
 from turnkit_hookspecs import Kind, Message
 
 from .helpers import new_session, texts, user
@@ -114,7 +114,7 @@ async def test_finish_turn_commits_messages_status_consumed_context_and_trace_to
         Message.of("assistant", "done"),
     ]
     finished = await store.finish_turn(
-        "t1", "completed", messages=steps, consumed=[early.id, 999_999], trace=trace
+        "t1", "completed", messages=steps, consumed=[early.id, 999_999], trace=compact(trace)
     )
 
     assert finished.status == "completed" and finished.error is None and finished.finished_at is not None

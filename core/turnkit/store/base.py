@@ -17,7 +17,7 @@ from typing import Any
 
 from turnkit_hookspecs import Deny, Initiator, Message, Origin, SessionInfo, StoredRecord, TurnStatus
 
-from ..tracing import TraceRecord
+from ..tracing import Trace, TraceRecord
 from .forks import Acting
 from .records import (
     AuditEvent,
@@ -313,7 +313,7 @@ class Store(abc.ABC):
         deny: Deny | None = None,
         messages: Sequence[Message] = (),
         consumed: Sequence[int] = (),
-        trace: Sequence[TraceRecord] = (),
+        trace: Trace | None = None,
         instructions: str | None = None,
     ) -> TurnRecord:
         """One transaction: append ``messages`` (tool steps, the reply) to the
@@ -321,7 +321,7 @@ class Store(abc.ABC):
         ``error``, ``deny``, ``finished_at`` and the ``instructions`` its prompt
         began with (and, when completed, its reply: the last of ``messages``),
         mark the ``consumed`` context items as consumed by this turn, and store
-        ``trace`` rows (any scope)."""
+        ``trace`` (calls of any scope; :func:`turnkit.tracing.compact` makes one of records)."""
 
     @abc.abstractmethod
     async def get_turn(self, turn_id: str) -> TurnRecord | None:
@@ -404,8 +404,8 @@ class Store(abc.ABC):
     # ------------------------------------------------------------------ traces
 
     @abc.abstractmethod
-    async def append_trace(self, records: Sequence[TraceRecord]) -> None:
-        """Store trace records whose turn was already finished (late effects)."""
+    async def append_trace(self, trace: Trace) -> None:
+        """Store calls whose turn was already finished (late effects)."""
 
     @abc.abstractmethod
     async def trace(self, turn_id: str) -> list[TraceRecord]:

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from turnkit_hookspecs import Kind, Message, Origin, PayloadError, SessionInfo, from_json
+from turnkit_hookspecs import Message, Origin, PayloadError, SessionInfo, from_json
 
 from ..errors import StoreError
-from ..tracing import TraceRecord
+from ..tracing import Trace, TraceRecord, call_records
 from .records import AuditEvent, ContextItem, InboxItem, OwnerRecord, SessionRecord, StoredMessage, TurnRecord
 
 #: A row as the driver returns it: the columns in the order of the ``*_COLUMNS`` string.
@@ -172,22 +172,10 @@ def inbox_item(row: Row) -> InboxItem:
     return InboxItem(item_id, agent_id, from_agent, message, delivered_at, session_id, turn_id)
 
 
-def trace_rows(records: Sequence[TraceRecord]) -> list[tuple[str | None, str]]:
-    """``records`` as compact ``turn_traces`` rows: one per scope (in the order scopes first
-    appear), its calls a JSON array of ``[point, kind, plugin, nanoseconds, outcome, error,
-    started]``, ``started`` in whole microseconds since the epoch (or ``null``).
-
-    Times are kept as integers: they encode in half a float's time (a turn's
-    trace is encoded in every turn's commit), and no hook call is timed more
-    finely than that.
-    """
-    calls: dict[str | None, list[tuple[Any, ...]]] = {}
-    for r in records:
-        started = None if r.started is None else round(r.started * 1e6)
-        # the kind is a str enum: it encodes as its value
-        call = (r.point, r.kind, r.plugin, round(r.duration * 1e9), r.outcome, r.error, started)
-        calls.setdefault(r.scope, []).append(call)
-    return [(scope, _COMPACT.encode(found)) for scope, found in calls.items()]
+def trace_rows(trace: Trace) -> list[tuple[str | None, str]]:
+    """``trace`` as ``turn_traces`` rows: one per scope (in the order of ``trace``), its calls a
+    JSON array of :data:`~turnkit.tracing.Call` arrays (the kind, a str enum, encodes as its value)."""
+    return [(scope, _COMPACT.encode(calls)) for scope, calls in trace.items() if calls]
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), check_circular=False)
@@ -195,19 +183,7 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 def trace_records(scope: str, calls: str) -> list[TraceRecord]:
     """The records of one ``turn_traces`` row of ``scope``."""
-    return [
-        TraceRecord(
-            scope,
-            point,
-            Kind(kind),
-            plugin,
-            nanoseconds / 1e9,
-            outcome,
-            error,
-            None if started is None else started / 1e6,
-        )
-        for point, kind, plugin, nanoseconds, outcome, error, started in json.loads(calls)
-    ]
+    return call_records(scope, json.loads(calls))
 
 
 def lineage_bounds(chain: Sequence[Row]) -> list[tuple[str, int | None]]:

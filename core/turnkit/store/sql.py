@@ -15,13 +15,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-import attrs
 from turnkit_hookspecs import Deny, Initiator, Message, Origin, SessionInfo, StoredRecord, TurnStatus
 
 from ..errors import StoreError
 from ..ids import new_id
 from ..secrets import Secrets
-from ..tracing import TraceRecord
+from ..tracing import Trace, TraceRecord
 from . import (
     audit,
     browse,
@@ -277,7 +276,7 @@ class SQLStore(Store):
         deny: Deny | None = None,
         messages: Sequence[Message] = (),
         consumed: Sequence[int] = (),
-        trace: Sequence[TraceRecord] = (),
+        trace: Trace | None = None,
         instructions: str | None = None,
     ) -> TurnRecord:
         """See :meth:`Store.finish_turn`.
@@ -295,7 +294,7 @@ class SQLStore(Store):
         bodies = [secrets.encode(m) for m in messages]
         denied = None if deny is None else secrets.encode(deny)[1]
         error = None if error is None else secrets.scrub(error)
-        trace = _scrubbed_trace(trace, secrets)
+        trace = {} if trace is None else _scrubbed_trace(trace, secrets)
         used = None if instructions is None else secrets.scrub(instructions)
         return await self._write(
             turns.finish_turn, turn_id, status, error, denied, bodies, consumed, trace, used
@@ -367,9 +366,9 @@ class SQLStore(Store):
 
     # ------------------------------------------------------------------ traces
 
-    async def append_trace(self, records: Sequence[TraceRecord]) -> None:
-        if records:  # nothing to store is not worth a transaction
-            await self._write(traces.insert_trace, _scrubbed_trace(records, self.secrets))
+    async def append_trace(self, trace: Trace) -> None:
+        if any(trace.values()):  # nothing to store is not worth a transaction
+            await self._write(traces.insert_trace, _scrubbed_trace(trace, self.secrets))
 
     async def trace(self, turn_id: str) -> list[TraceRecord]:
         return await self._read(traces.trace, turn_id)
@@ -438,14 +437,14 @@ class SQLStore(Store):
         return await self._read(service_records.search, namespace, collection, query, where, limit)
 
 
-def _scrubbed_trace(records: Sequence[TraceRecord], secrets: Secrets) -> Sequence[TraceRecord]:
-    """``records`` with secrets scrubbed from their error texts (the rest is names and numbers)."""
+def _scrubbed_trace(trace: Trace, secrets: Secrets) -> Trace:
+    """``trace`` with secrets scrubbed from its calls' error texts (the rest is names and numbers)."""
     if not secrets:
-        return records
-    return [
-        attrs.evolve(record, error=secrets.scrub(record.error)) if record.error else record
-        for record in records
-    ]
+        return trace
+    return {
+        scope: [(*call[:5], secrets.scrub(call[5]), call[6]) if call[5] else call for call in calls]
+        for scope, calls in trace.items()
+    }
 
 
 def _not_negative(value: int, name: str) -> None:

@@ -7,15 +7,13 @@ statement of its commit. Reading a scope joins its rows back into calls.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from ..tracing import TraceRecord
+from ..tracing import Trace, TraceRecord
 from . import rows
 from .tx import Tx
 
 
-def insert_trace(tx: Tx, records: Sequence[TraceRecord]) -> None:
-    found = rows.trace_rows(records)
+def insert_trace(tx: Tx, trace: Trace) -> None:
+    found = rows.trace_rows(trace)
     if found:
         values = ", ".join(["(?, ?)"] * len(found))
         tx.run(f"INSERT INTO turn_traces (scope, calls) VALUES {values}", [v for row in found for v in row])

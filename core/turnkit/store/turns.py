@@ -18,7 +18,7 @@ import attrs
 from turnkit_hookspecs import Deny, Initiator, Message, TurnStatus, from_json
 
 from ..errors import IdempotencyKeyReused, StoreError
-from ..tracing import TraceRecord
+from ..tracing import Trace
 from . import rows
 from .contributions import pending_context
 from .history import insert_message, insert_turn_message, window
@@ -235,7 +235,7 @@ def finish_turn(
     deny: str | None,
     bodies: Sequence[tuple[Message, str]],
     consumed: Sequence[int],
-    trace: Sequence[TraceRecord],
+    trace: Trace,
     instructions: str | None = None,
 ) -> TurnRecord:
     """The messages go first, their session read from the turn's row, so that the update of
