@@ -105,7 +105,9 @@ class SessionOrchestrator:
         self._wake: set[str] = set()
         #: Claims made while the session's worker still ran, for that worker (see schedule).
         self._handed: dict[str, Claim] = {}
-        self._waiters: dict[str, asyncio.Future[TurnResult]] = {}
+        #: Callers waiting for a turn: each its own future, so that a caller cancelled (its future
+        #: with it) leaves the others waiting; no shield, which costs a round of the event loop.
+        self._waiters: dict[str, list[asyncio.Future[TurnResult]]] = {}
         #: Turns waited for here that any process may run: turn id → session id.
         self._remote: dict[str, str] = {}
         #: Turns this process claimed but could not commit, to disown (see _after_failure).
@@ -192,9 +194,10 @@ class SessionOrchestrator:
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        for waiter in self._waiters.values():
-            if not waiter.done():
-                waiter.set_exception(TurnkitError("the agent stopped before the turn ran; it stays queued"))
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(TurnkitError("the agent stopped before the turn ran; it stays queued"))
         self._waiters.clear()
         self._remote.clear()
         if self._active:
@@ -316,7 +319,7 @@ class SessionOrchestrator:
         _, waiter = await self._enqueue(
             session_id, message, initiator, initiator_id, stream, idempotency_key, origin
         )
-        return await asyncio.shield(waiter)
+        return await waiter  # cancelled with its caller: the turn goes on
 
     async def enqueue(
         self,
@@ -348,7 +351,7 @@ class SessionOrchestrator:
             raise SessionError(f"session {session_id!r} is {record.info.status}; it takes no more turns")
         turn_id, history = new_id(), self.config.turns.history
         waiter: asyncio.Future[TurnResult] = asyncio.get_running_loop().create_future()
-        self._waiters[turn_id] = waiter
+        self._waiters[turn_id] = [waiter]
         if stream is not None:
             self._listeners[turn_id] = stream
         try:
@@ -375,7 +378,7 @@ class SessionOrchestrator:
         if turn.turn_id != turn_id:  # a retry: an earlier call with this key stored the turn
             self._waiters.pop(turn_id, None)
             self._listeners.pop(turn_id, None)
-            waiter = self._waiters.setdefault(turn.turn_id, waiter)
+            self._waiters.setdefault(turn.turn_id, []).append(waiter)
             self._remote.setdefault(turn.turn_id, session_id)
             await self.check_remote()
             return turn, waiter
@@ -516,9 +519,9 @@ class SessionOrchestrator:
             return
         del self._remote[turn.turn_id]
         if outcome.rerun is not None:  # taken over and queued again: wait for the re-run
-            waiter = self._waiters.pop(turn.turn_id, None)
-            if waiter is not None:
-                self._waiters[outcome.rerun] = waiter
+            waiters = self._waiters.pop(turn.turn_id, None)
+            if waiters:
+                self._waiters.setdefault(outcome.rerun, []).extend(waiters)
                 self._remote[outcome.rerun] = session_id
             return
         self._settle_waiter(turn.turn_id, TurnResult(turn.info, reply=outcome.reply, deny=outcome.deny))
@@ -526,13 +529,13 @@ class SessionOrchestrator:
     def _settle_waiter(self, turn_id: str, outcome: TurnResult | BaseException) -> None:
         self._listeners.pop(turn_id, None)
         self._remote.pop(turn_id, None)
-        waiter = self._waiters.pop(turn_id, None)
-        if waiter is None or waiter.done():
-            return
-        if isinstance(outcome, BaseException):
-            waiter.set_exception(outcome)
-        else:
-            waiter.set_result(outcome)
+        for waiter in self._waiters.pop(turn_id, ()):
+            if waiter.done():  # its caller was cancelled
+                continue
+            if isinstance(outcome, BaseException):
+                waiter.set_exception(outcome)
+            else:
+                waiter.set_result(outcome)
 
     async def run_turn(self, claim: Claim) -> TurnResult:
         """Run one claimed turn through the points and commit it."""

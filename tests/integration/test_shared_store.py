@@ -98,6 +98,24 @@ async def test_an_idempotent_retry_on_another_agent_answers_with_the_first_turn(
         assert len(await second.store.turns("s1")) == 1 and gate.asked == ["wait"]
 
 
+async def test_a_caller_giving_up_leaves_a_retry_with_the_same_key_waiting(tmp_path: Path) -> None:
+    gate = Gate()
+    async with agent(tmp_path, gate) as one:
+        await one.sessions.open("s1")
+        message = Message.of("user", "wait")
+        original = asyncio.create_task(one.sessions.turn("s1", message, idempotency_key="k1"))
+        await asyncio.wait_for(gate.waiting.wait(), 5)
+        retry = asyncio.create_task(one.sessions.turn("s1", message, idempotency_key="k1"))
+        await asyncio.sleep(0.05)
+        original.cancel()
+        await asyncio.sleep(0.05)
+        assert original.cancelled() and not retry.done(), "the retry still waits for the turn"
+        gate.opened.set()
+        result = await asyncio.wait_for(retry, 5)
+        assert result.turn.status == "completed" and result.reply is not None and result.reply.text == "re: wait"
+        assert gate.asked == ["wait"], "the turn ran once, to its end"
+
+
 async def test_a_stopped_agents_cancelled_turn_is_taken_over_by_the_other(tmp_path: Path) -> None:
     gate, open_gate = Gate(), Gate()
     open_gate.opened.set()
