@@ -197,7 +197,9 @@ class SessionOrchestrator:
         for waiters in self._waiters.values():
             for waiter in waiters:
                 if not waiter.done():
-                    waiter.set_exception(TurnkitError("the agent stopped before the turn ran; it stays queued"))
+                    waiter.set_exception(
+                        TurnkitError("the agent stopped before the turn ran; it stays queued")
+                    )
         self._waiters.clear()
         self._remote.clear()
         if self._active:

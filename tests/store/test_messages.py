@@ -17,7 +17,7 @@ from turnkit_hookspecs import (
     UrlSource,
 )
 
-from .helpers import new_session, texts, user
+from .helpers import Connect, new_session, texts, user
 
 EVERY_BLOCK = Message(
     "assistant",
@@ -154,3 +154,18 @@ async def test_the_window_over_a_long_history_is_exactly_the_newest_messages(sto
     assert texts(window) == ["the first 4000"] + [f"m{n}" for n in range(4980, 5000)]
     assert [m.id for m in window[1:]] == sorted(m.id for m in window[1:])
     assert texts(await store.window("s1", 0)) == ["the first 4000"]
+
+
+async def test_a_window_reads_the_bodies_its_store_has_not_seen(connect: Connect) -> None:
+    writer, reader = await connect(), await connect()
+    await new_session(writer)
+    for n in range(4):
+        await writer.append_message("s1", user(f"m{n}"))
+    assert texts(await reader.window("s1", 10)) == ["m0", "m1", "m2", "m3"], "nothing cached: all read"
+    second = (await writer.messages("s1"))[1]
+    await writer.compress("s1", second.id, Message.of("system", "summary of m0-m1"), None)
+    await writer.append_message("s1", user("m4"))
+    expected = ["summary of m0-m1", "m2", "m3", "m4"]
+    assert texts(await reader.window("s1", 10)) == expected, "cached m2, m3 and the unseen rest"
+    assert texts(await writer.window("s1", 10)) == expected
+    assert [m.id for m in await reader.window("s1", 10)] == [m.id for m in await writer.window("s1", 10)]

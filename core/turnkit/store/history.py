@@ -107,7 +107,9 @@ def window(tx: Tx, session_id: str, limit: int, forked: bool = True) -> list[Sto
     """The prompt's window; ``forked=False`` (known to have no parent) spares the lineage query.
 
     One statement per session of the lineage, and only until the summary and
-    ``limit`` messages are found: for a session that is not a fork, one.
+    ``limit`` messages are found: for a session that is not a fork, one. The
+    bodies come from the store's cache; one more statement reads those it
+    lacks (another process's messages, or a store just opened).
     """
     seen = lineage(tx, session_id) if forked else [(session_id, None)]
     summary = None
@@ -117,11 +119,22 @@ def window(tx: Tx, session_id: str, limit: int, forked: bool = True) -> list[Sto
         if summary is not None and wanted <= 0:
             break
         found = _newest(tx, sid, bound, summary is None, wanted)
-        summary = summary or next((row for row in found if row[rows.MESSAGE_SUMMARY]), None)
-        others = (row for row in found if not row[rows.MESSAGE_SUMMARY])
+        summary = summary or next((row for row in found if row[rows.WINDOW_SUMMARY]), None)
+        others = (row for row in found if not row[rows.WINDOW_SUMMARY])
         newest += sorted(others, key=lambda row: row[0], reverse=True)
     picked = ([summary] if summary is not None else []) + newest[::-1]
-    return [tx.cache.stored(row) for row in picked]
+    known = {row[0]: tx.cache.known(row) for row in picked}
+    unknown = [message_id for message_id, stored in known.items() if stored is None]
+    if unknown:  # not so in a turn's window: earlier turns' messages and its own, just written
+        known.update((row[0], tx.cache.stored(row)) for row in _bodies(tx, unknown))
+    return [stored for stored in known.values() if stored is not None]
+
+
+def _bodies(tx: Tx, ids: list[int]) -> list[Any]:
+    """The whole rows of messages ``ids``, in no particular order."""
+    return tx.all(
+        f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE id IN ({', '.join('?' * len(ids))})", ids
+    )
 
 
 def _newest(tx: Tx, session_id: str, bound: int | None, summary: bool, limit: int) -> list[Any]:
@@ -144,7 +157,7 @@ def _newest_sql(bounded: bool, summary: bool, newest: bool) -> str:
     for wanted, flag in ((summary, "TRUE"), (newest, "FALSE")):
         if wanted:
             sql = (
-                f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND compressed = FALSE"
+                f"SELECT {rows.WINDOW_COLUMNS} FROM messages WHERE session_id = ? AND compressed = FALSE"
                 f" AND summary = {flag}{' AND id <= ?' if bounded else ''} ORDER BY id DESC LIMIT ?"
             )
             parts.append(f"SELECT * FROM ({sql}) AS part{len(parts)}")

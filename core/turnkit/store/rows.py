@@ -27,8 +27,11 @@ SESSION_COLUMNS = (
     "id, agent_id, kind, status, parent_id, root_id, fork_point, metadata, created_at, updated_at"
 )
 MESSAGE_COLUMNS = "id, session_id, turn_id, body, created_at, compressed, summary"
-#: Where ``summary`` is in a row of :data:`MESSAGE_COLUMNS`.
-MESSAGE_SUMMARY = 6
+#: What the prompt window reads of a message: the row but its body, which the cache holds (each
+#: turn's window is mostly the previous turn's, and fetching a body costs more than the rest).
+WINDOW_COLUMNS = "id, session_id, turn_id, created_at, compressed, summary"
+#: Where ``summary`` is in a row of :data:`WINDOW_COLUMNS`.
+WINDOW_SUMMARY = 5
 TURN_COLUMNS = (
     "id, session_id, number, initiator, initiator_id, status, message_id, queued_at,"
     " error, started_at, finished_at, rerun_of, owner, instructions, origin"
@@ -81,6 +84,18 @@ class MessageCache:
         if known is not None and known[0][3] == body:  # compressed since: the same message
             return self.put(row, known[1].message)
         return self.put(row, message_body(body, message_id, session_id))
+
+    def known(self, row: Row) -> StoredMessage | None:
+        """The record of a window row (in :data:`WINDOW_COLUMNS` order), or ``None`` if its
+        body must be read. An entry of the same id counts only with the same session, turn,
+        time and flags: an id given out again (after a rollback) is another message."""
+        known = self._stored.get(row[0])
+        if known is None:
+            return None
+        (_, session_id, turn_id, _, created, compressed, summary), stored = known
+        if (session_id, turn_id, created, compressed, summary) != tuple(row[1:]):
+            return None
+        return stored
 
     def get(self, message_id: int, body: str, session_id: str) -> Message:
         """The message of row ``message_id`` with this JSON ``body`` (decoded if not known)."""
