@@ -112,7 +112,9 @@ async def test_a_caller_giving_up_leaves_a_retry_with_the_same_key_waiting(tmp_p
         assert original.cancelled() and not retry.done(), "the retry still waits for the turn"
         gate.opened.set()
         result = await asyncio.wait_for(retry, 5)
-        assert result.turn.status == "completed" and result.reply is not None and result.reply.text == "re: wait"
+        assert (
+            result.turn.status == "completed" and result.reply is not None and result.reply.text == "re: wait"
+        )
         assert gate.asked == ["wait"], "the turn ran once, to its end"
 
 

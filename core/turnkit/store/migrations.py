@@ -229,6 +229,13 @@ _OLD_TRACE = (
     " FROM trace ORDER BY id"
 )
 
+#: Version 8: only finished turns in ``turns_by_finished`` (what the live view asks for, with
+#: ``finished_at >= ?``), so that queueing a turn no longer writes a page of it.
+_FINISHED_ONLY = (
+    "DROP INDEX turns_by_finished",
+    "CREATE INDEX turns_by_finished ON turns (finished_at) WHERE finished_at IS NOT NULL",
+)
+
 #: Every migration in order; the code's schema version is ``len(MIGRATIONS)``.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _BASE,
@@ -238,6 +245,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _INSTRUCTIONS,
     _CONSOLE,
     _COMPACT_TRACE,
+    _FINISHED_ONLY,
 )
 
 #: The text of a message body's blocks (only text blocks have one), in SQLite; ``{body}`` is
