@@ -4,6 +4,7 @@ the prompt window, and compression."""
 from __future__ import annotations
 
 import functools
+from operator import itemgetter
 from typing import Any
 
 import attrs
@@ -120,10 +121,10 @@ def window(tx: Tx, session_id: str, limit: int, forked: bool = True) -> list[Sto
             break
         found = _newest(tx, sid, bound, summary is None, wanted)
         summary = summary or next((row for row in found if row[rows.WINDOW_SUMMARY]), None)
-        others = (row for row in found if not row[rows.WINDOW_SUMMARY])
-        newest += sorted(others, key=lambda row: row[0], reverse=True)
+        others = [row for row in found if not row[rows.WINDOW_SUMMARY]]
+        newest += sorted(others, key=itemgetter(0), reverse=True)
     picked = ([summary] if summary is not None else []) + newest[::-1]
-    known = {row[0]: tx.cache.known(row) for row in picked}
+    known = tx.cache.window(picked)
     unknown = [message_id for message_id, stored in known.items() if stored is None]
     if unknown:  # not so in a turn's window: earlier turns' messages and its own, just written
         known.update((row[0], tx.cache.stored(row)) for row in _bodies(tx, unknown))

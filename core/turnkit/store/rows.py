@@ -65,43 +65,42 @@ class MessageCache:
     A stored message's body never changes (compression only flips a column),
     so each is decoded once, and a row seen before (a turn's window is
     mostly the previous turn's) costs a dict lookup and a tuple comparison:
-    no JSON parse, no new record. Entries are checked against the whole row,
-    so an id that a rolled-back transaction had used and the database gave
-    out again, or a message compressed since, never returns a stale record.
-    One per store.
+    no JSON parse, no new record. Entries are checked against the whole row
+    (the prompt window's: all of it but the body), so an id that a
+    rolled-back transaction had used and the database gave out again, or a
+    message compressed since, never returns a stale record. One per store.
     """
 
     def __init__(self, size: int = 20_000) -> None:
         self._size = size
-        self._stored: OrderedDict[int, tuple[Row, StoredMessage]] = OrderedDict()
+        #: By id: the row, its window row (:data:`WINDOW_COLUMNS`) and the record.
+        self._stored: OrderedDict[int, tuple[Row, Row, StoredMessage]] = OrderedDict()
 
     def stored(self, row: Row) -> StoredMessage:
         """The record of a ``messages`` row (in :data:`MESSAGE_COLUMNS` order)."""
         known = self._stored.get(row[0])
         if known is not None and known[0] == row:
-            return known[1]
+            return known[2]
         message_id, session_id, _, body, _, _, _ = row
         if known is not None and known[0][3] == body:  # compressed since: the same message
-            return self.put(row, known[1].message)
+            return self.put(row, known[2].message)
         return self.put(row, message_body(body, message_id, session_id))
 
-    def known(self, row: Row) -> StoredMessage | None:
-        """The record of a window row (in :data:`WINDOW_COLUMNS` order), or ``None`` if its
-        body must be read. An entry of the same id counts only with the same session, turn,
-        time and flags: an id given out again (after a rollback) is another message."""
-        known = self._stored.get(row[0])
-        if known is None:
-            return None
-        (_, session_id, turn_id, _, created, compressed, summary), stored = known
-        if (session_id, turn_id, created, compressed, summary) != tuple(row[1:]):
-            return None
-        return stored
+    def window(self, rows: Sequence[Row]) -> dict[int, StoredMessage | None]:
+        """The records of window rows (in :data:`WINDOW_COLUMNS` order) by id, in their order;
+        ``None`` for one whose body must be read (not known, or known as another row)."""
+        stored = self._stored
+        found: dict[int, StoredMessage | None] = {}
+        for row in rows:
+            known = stored.get(row[0])
+            found[row[0]] = known[2] if known is not None and known[1] == row else None
+        return found
 
     def get(self, message_id: int, body: str, session_id: str) -> Message:
         """The message of row ``message_id`` with this JSON ``body`` (decoded if not known)."""
         known = self._stored.get(message_id)
         if known is not None and known[0][3] == body:
-            return known[1].message
+            return known[2].message
         return message_body(body, message_id, session_id)
 
     def put(self, row: Row, message: Message) -> StoredMessage:
@@ -110,7 +109,11 @@ class MessageCache:
         stored = StoredMessage(
             message_id, session_id, turn_id, message, created, bool(compressed), bool(summary)
         )
-        self._stored[message_id] = (tuple(row), stored)
+        self._stored[message_id] = (
+            tuple(row),
+            (message_id, session_id, turn_id, created, compressed, summary),
+            stored,
+        )
         if len(self._stored) > self._size:
             self._stored.popitem(last=False)
         return stored
