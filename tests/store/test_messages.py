@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import attrs
+import pytest
+from turnkit.errors import StoreError
 from turnkit.store import Store
 from turnkit_hookspecs import (
     AttachmentBlock,
@@ -169,3 +171,16 @@ async def test_a_window_reads_the_bodies_its_store_has_not_seen(connect: Connect
     assert texts(await reader.window("s1", 10)) == expected, "cached m2, m3 and the unseen rest"
     assert texts(await writer.window("s1", 10)) == expected
     assert [m.id for m in await reader.window("s1", 10)] == [m.id for m in await writer.window("s1", 10)]
+
+
+async def test_a_message_rolled_back_with_its_transaction_is_never_another_ones(connect: Connect) -> None:
+    one, other = await connect(), await connect()
+    await new_session(one)
+    _, claim = await one.accept_and_claim("s1", "t1", user("first"), "user", None, 10)
+    assert claim is not None
+    await one.finish_turn("t1", "completed", messages=[Message.of("assistant", "reply")])
+    with pytest.raises(StoreError, match="already exists"):  # its message is written, then all undone
+        await one.accept_and_claim("s1", "t1", user("rolled back"), "user", None, 10)
+    await other.accept_and_claim("s1", "t2", user("kept"), "user", None, 10)  # SQLite may reuse the id
+    assert texts(await other.window("s1", 10)) == ["first", "reply", "kept"]
+    assert texts(await one.window("s1", 10)) == ["first", "reply", "kept"], "the id is the new message's"

@@ -11,6 +11,7 @@ import attrs
 from turnkit_hookspecs import Message
 
 from . import rows
+from .cache import WINDOW_COLUMNS, WINDOW_SUMMARY
 from .records import StoredMessage
 from .sessions import require_session, touch, unknown_session
 from .tx import Tx
@@ -120,8 +121,8 @@ def window(tx: Tx, session_id: str, limit: int, forked: bool = True) -> list[Sto
         if summary is not None and wanted <= 0:
             break
         found = _newest(tx, sid, bound, summary is None, wanted)
-        summary = summary or next((row for row in found if row[rows.WINDOW_SUMMARY]), None)
-        others = [row for row in found if not row[rows.WINDOW_SUMMARY]]
+        summary = summary or next((row for row in found if row[WINDOW_SUMMARY]), None)
+        others = [row for row in found if not row[WINDOW_SUMMARY]]
         newest += sorted(others, key=itemgetter(0), reverse=True)
     picked = ([summary] if summary is not None else []) + newest[::-1]
     known = tx.cache.window(picked)
@@ -158,7 +159,7 @@ def _newest_sql(bounded: bool, summary: bool, newest: bool) -> str:
     for wanted, flag in ((summary, "TRUE"), (newest, "FALSE")):
         if wanted:
             sql = (
-                f"SELECT {rows.WINDOW_COLUMNS} FROM messages WHERE session_id = ? AND compressed = FALSE"
+                f"SELECT {WINDOW_COLUMNS} FROM messages WHERE session_id = ? AND compressed = FALSE"
                 f" AND summary = {flag}{' AND id <= ?' if bounded else ''} ORDER BY id DESC LIMIT ?"
             )
             parts.append(f"SELECT * FROM ({sql}) AS part{len(parts)}")

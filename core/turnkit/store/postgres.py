@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import StoreError
+from .cache import TxCache
 from .migrations import SCHEMA_VERSION, apply, refuse_newer
 from .sql import SQLStore
 from .tx import POSTGRES, Tx
@@ -97,8 +98,10 @@ class PostgresStore(SQLStore):
                 with pool.connection() as conn:
                     conn.execute(begin)
                     try:
-                        result = job(Tx(conn, self._clock(), self._cache, POSTGRES))
+                        tx = Tx(conn, self._clock(), TxCache(self._cache), POSTGRES)
+                        result = job(tx)
                         conn.execute("COMMIT")
+                        tx.cache.committed()
                     except BaseException:
                         conn.execute("ROLLBACK")
                         raise

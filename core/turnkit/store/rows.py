@@ -9,7 +9,6 @@ once here rather than per backend.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ from turnkit_hookspecs import Message, Origin, PayloadError, SessionInfo, from_j
 
 from ..errors import StoreError
 from ..tracing import Trace, TraceRecord, call_records
-from .records import AuditEvent, ContextItem, InboxItem, OwnerRecord, SessionRecord, StoredMessage, TurnRecord
+from .records import AuditEvent, ContextItem, InboxItem, OwnerRecord, SessionRecord, TurnRecord
 
 #: A row as the driver returns it: the columns in the order of the ``*_COLUMNS`` string.
 Row = Sequence[Any]
@@ -27,11 +26,6 @@ SESSION_COLUMNS = (
     "id, agent_id, kind, status, parent_id, root_id, fork_point, metadata, created_at, updated_at"
 )
 MESSAGE_COLUMNS = "id, session_id, turn_id, body, created_at, compressed, summary"
-#: What the prompt window reads of a message: the row but its body, which the cache holds (each
-#: turn's window is mostly the previous turn's, and fetching a body costs more than the rest).
-WINDOW_COLUMNS = "id, session_id, turn_id, created_at, compressed, summary"
-#: Where ``summary`` is in a row of :data:`WINDOW_COLUMNS`.
-WINDOW_SUMMARY = 5
 TURN_COLUMNS = (
     "id, session_id, number, initiator, initiator_id, status, message_id, queued_at,"
     " error, started_at, finished_at, rerun_of, owner, instructions, origin"
@@ -57,66 +51,6 @@ def parse_message(body: str, where: str) -> Message:
         return from_json(body, Message)
     except PayloadError as exc:
         raise StoreError(f"{where} is unreadable: {exc}") from exc
-
-
-class MessageCache:
-    """Stored history messages by id, the newest ``size`` kept, each with the row it came from.
-
-    A stored message's body never changes (compression only flips a column),
-    so each is decoded once, and a row seen before (a turn's window is
-    mostly the previous turn's) costs a dict lookup and a tuple comparison:
-    no JSON parse, no new record. Entries are checked against the whole row
-    (the prompt window's: all of it but the body), so an id that a
-    rolled-back transaction had used and the database gave out again, or a
-    message compressed since, never returns a stale record. One per store.
-    """
-
-    def __init__(self, size: int = 20_000) -> None:
-        self._size = size
-        #: By id: the row, its window row (:data:`WINDOW_COLUMNS`) and the record.
-        self._stored: OrderedDict[int, tuple[Row, Row, StoredMessage]] = OrderedDict()
-
-    def stored(self, row: Row) -> StoredMessage:
-        """The record of a ``messages`` row (in :data:`MESSAGE_COLUMNS` order)."""
-        known = self._stored.get(row[0])
-        if known is not None and known[0] == row:
-            return known[2]
-        message_id, session_id, _, body, _, _, _ = row
-        if known is not None and known[0][3] == body:  # compressed since: the same message
-            return self.put(row, known[2].message)
-        return self.put(row, message_body(body, message_id, session_id))
-
-    def window(self, rows: Sequence[Row]) -> dict[int, StoredMessage | None]:
-        """The records of window rows (in :data:`WINDOW_COLUMNS` order) by id, in their order;
-        ``None`` for one whose body must be read (not known, or known as another row)."""
-        stored = self._stored
-        found: dict[int, StoredMessage | None] = {}
-        for row in rows:
-            known = stored.get(row[0])
-            found[row[0]] = known[2] if known is not None and known[1] == row else None
-        return found
-
-    def get(self, message_id: int, body: str, session_id: str) -> Message:
-        """The message of row ``message_id`` with this JSON ``body`` (decoded if not known)."""
-        known = self._stored.get(message_id)
-        if known is not None and known[0][3] == body:
-            return known[2].message
-        return message_body(body, message_id, session_id)
-
-    def put(self, row: Row, message: Message) -> StoredMessage:
-        """Remember the record of ``row`` (just written, or decoded), whose message is ``message``."""
-        message_id, session_id, turn_id, _, created, compressed, summary = row
-        stored = StoredMessage(
-            message_id, session_id, turn_id, message, created, bool(compressed), bool(summary)
-        )
-        self._stored[message_id] = (
-            tuple(row),
-            (message_id, session_id, turn_id, created, compressed, summary),
-            stored,
-        )
-        if len(self._stored) > self._size:
-            self._stored.popitem(last=False)
-        return stored
 
 
 def message_body(body: str, message_id: int, session_id: str) -> Message:

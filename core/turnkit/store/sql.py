@@ -35,6 +35,7 @@ from . import (
     turns,
 )
 from .base import Store
+from .cache import MessageCache
 from .forks import Acting
 from .records import (
     AuditEvent,
@@ -49,7 +50,6 @@ from .records import (
     TurnOutcome,
     TurnRecord,
 )
-from .rows import MessageCache
 from .tx import Dialect, Tx
 
 P = ParamSpec("P")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import StoreError
+from .cache import TxCache
 from .checkpoint import BACKSTOP, Checkpointer
 from .group_commit import GroupCommit, Job, Outcome
 from .migrations import SCHEMA_VERSION, apply, refuse_newer
@@ -123,8 +124,12 @@ class SQLiteStore(SQLStore):
         try:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                outcomes = [self._step(conn, job, shared) for job in jobs]
+                txs = [Tx(conn, self._clock(), TxCache(self._cache), SQLITE) for _ in jobs]
+                outcomes = [self._step(conn, job, tx, shared) for job, tx in zip(jobs, txs, strict=True)]
                 conn.execute("COMMIT")
+                for tx, (ok, _) in zip(txs, outcomes, strict=True):
+                    if ok:
+                        tx.cache.committed()
                 if write and self._checkpointer is not None:
                     self._checkpointer.committed()
             except BaseException:
@@ -135,13 +140,13 @@ class SQLiteStore(SQLStore):
             raise self._failure(exc) from exc
         return outcomes
 
-    def _step(self, conn: sqlite3.Connection, job: Job, shared: bool) -> Outcome:
+    def _step(self, conn: sqlite3.Connection, job: Job, tx: Tx, shared: bool) -> Outcome:
         """One job of a transaction; with ``shared`` in its own savepoint, its error its outcome."""
         if not shared:
-            return True, job(Tx(conn, self._clock(), self._cache, SQLITE))
+            return True, job(tx)
         conn.execute("SAVEPOINT job")
         try:
-            result = job(Tx(conn, self._clock(), self._cache, SQLITE))
+            result = job(tx)
         except Exception as exc:
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")

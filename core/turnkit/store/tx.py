@@ -14,8 +14,8 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .cache import TxCache
 from .migrations import POSTGRES_MESSAGE_TEXT
-from .rows import MessageCache
 
 
 class Cursor(Protocol):
@@ -148,13 +148,14 @@ class Tx:
 
     ``now`` is the job's timestamp (one per job, so that the rows it writes
     carry the same time, even when a group commit shares the transaction
-    among several jobs); ``cache`` the store's decoded messages;
+    among several jobs); ``cache`` the store's decoded messages as this
+    transaction sees them (the engine calls its ``committed`` after commit);
     ``dialect`` the engine's SQL fragments.
     """
 
     __slots__ = ("cache", "conn", "dialect", "now")
 
-    def __init__(self, conn: Connection, now: float, cache: MessageCache, dialect: Dialect) -> None:
+    def __init__(self, conn: Connection, now: float, cache: TxCache, dialect: Dialect) -> None:
         self.conn = conn
         self.now = now
         self.cache = cache
