@@ -202,7 +202,7 @@ class TurnTraceSink(MemoryTraceSink):
     ) -> None:
         """Keep one dispatch's calls if they belong to a turn."""
         if scope is not None:
-            super().record(scope, point, kind, plugins, stamps, marks)
+            self._batches.append((scope, point, kind, plugins, stamps, marks))
 
     def take(self) -> Trace:
         """Everything pending, leaving nothing pending.
