@@ -46,16 +46,14 @@ class MessageCache:
 
     def __init__(self, size: int = 20_000) -> None:
         self._size = size
-        self._entries: OrderedDict[int, Entry] = OrderedDict()
-
-    def get(self, message_id: int) -> Entry | None:
-        return self._entries.get(message_id)
+        #: By id; read freely, added to by :meth:`keep` only.
+        self.entries: OrderedDict[int, Entry] = OrderedDict()
 
     def keep(self, entries: dict[int, Entry]) -> None:
         """Remember entries of a transaction that committed (the oldest fall out)."""
-        self._entries.update(entries)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        self.entries.update(entries)
+        while len(self.entries) > self._size:
+            self.entries.popitem(last=False)
 
 
 class TxCache:
@@ -69,7 +67,7 @@ class TxCache:
 
     def _entry(self, message_id: int) -> Entry | None:
         made = self._made.get(message_id)
-        return made if made is not None else self._cache.get(message_id)
+        return made if made is not None else self._cache.entries.get(message_id)
 
     def put(self, row: Row, message: Message) -> StoredMessage:
         """The record of ``row`` (just written), whose message is ``message``."""
@@ -90,7 +88,7 @@ class TxCache:
         """The records of window rows (in :data:`WINDOW_COLUMNS` order) by id, in their order;
         ``None`` for one whose body must be read (not known, or known as another row)."""
         found: dict[int, StoredMessage | None] = {}
-        made, cached = self._made, self._cache.get
+        made, cached = self._made, self._cache.entries.get
         for row in rows:
             known = made.get(row[0]) or cached(row[0])
             found[row[0]] = known[2] if known is not None and known[1] == row else None
