@@ -20,7 +20,6 @@ over stdin and stdout) calls :func:`serve_agent`, which serves as
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 import sys
@@ -157,6 +156,8 @@ def _serve(config: Config, *, terminal: bool, http_options: bool) -> None:
 
 
 async def _run(config: Config, terminal: bool, http_options: bool) -> None:
+    import asyncio  # here, not at the top: ``turnkit --help`` imports this module
+
     from .agent import Agent
     from .models import echo_notice
 

@@ -9,7 +9,9 @@ plugin that is switched off can never break start-up.
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -50,7 +52,19 @@ class Candidate:
 
 
 def find(group: str) -> list[Candidate]:
-    """Every entry point of ``group`` in the environment, sorted by name and distribution."""
+    """Every entry point of ``group`` in the environment, sorted by name and distribution.
+
+    Read once per ``sys.path``: reading means parsing every installed
+    distribution's metadata, and one command asks several times
+    (``turnkit --help`` lists the services and the added commands, then
+    describes each). What a process finds at its start is what it loads.
+    """
+    return list(_found(group, tuple(sys.path)))
+
+
+@functools.lru_cache(maxsize=16)
+def _found(group: str, path: tuple[str, ...]) -> tuple[Candidate, ...]:
+    """``find`` for ``sys.path`` as ``path`` (the cache's key: where distributions are looked for)."""
     found = []
     for ep in importlib_metadata.entry_points(group=group):
         dist = ep.dist
@@ -64,7 +78,7 @@ def find(group: str) -> list[Candidate]:
                 entry_point=ep,
             )
         )
-    return sorted(found, key=lambda c: (c.name, c.distribution or ""))
+    return tuple(sorted(found, key=lambda c: (c.name, c.distribution or "")))
 
 
 @attrs.frozen
