@@ -29,7 +29,7 @@ server, or on a throwaway one started by ``tests/support/postgres.py``).
   time spent inside the driver's calls (SQLite's own work, commits
   included; timed over other turns, as the timing costs time of its own),
   the CPU of the checkpoint thread (SQLite's work too, off the event loop),
-  and the rest: the framework's share.
+  and the rest: the framework's share (each the median of three rounds).
 * **Flatness**: the mean turn time over turns 10-110 and over the last 100
   of a 2,000-turn session.
 * **Prompt assembly**: the time to assemble the next prompt (store window,
@@ -257,10 +257,11 @@ def _checkpointer_clock() -> int:
     return time.pthread_getcpuclockid(thread.ident)
 
 
-async def statements(folder: Path, turns: int) -> Statements:
-    """Count the statements of ``turns`` turns of one session after a warm-up; measure the
-    process's CPU time over as many more, and the checkpoint thread's part of it; then time the
-    driver's calls over as many more again (``synchronous = normal``: CPU, no fsync).
+async def statements(folder: Path, turns: int, rounds: int = 3) -> Statements:
+    """Count the statements of ``turns`` turns of one session after a warm-up; then, ``rounds``
+    times, measure the process's CPU time over as many more, and the checkpoint thread's part of
+    it, and time the driver's calls over as many more again (``synchronous = normal``: CPU, no
+    fsync). Each figure is the median of its rounds.
 
     The CPU is measured apart from the timing, whose wrapper costs time of its own: that is
     neither SQLite's nor the framework's."""
@@ -280,26 +281,30 @@ async def statements(folder: Path, turns: int) -> Statements:
         finally:
             connection.set_trace_callback(None)
         clock = _checkpointer_clock()
-        cpu, checkpoints = time.process_time(), time.clock_gettime(clock)
-        for number in range(turns):
-            await a.send(f"plain {number}", session)
-        cpu, checkpoints = time.process_time() - cpu, time.clock_gettime(clock) - checkpoints
-        timed = TimedConnection(connection)
-        store._conn = timed  # type: ignore[assignment]
-        try:
+        cpus, checkpoints, database = [], [], []
+        for _ in range(rounds):
+            cpu, checkpoint = time.process_time(), time.clock_gettime(clock)
             for number in range(turns):
-                await a.send(f"timed {number}", session)
-        finally:
-            store._conn = connection
+                await a.send(f"plain {number}", session)
+            cpus.append(time.process_time() - cpu)
+            checkpoints.append(time.clock_gettime(clock) - checkpoint)
+            timed = TimedConnection(connection)
+            store._conn = timed  # type: ignore[assignment]
+            try:
+                for number in range(turns):
+                    await a.send(f"timed {number}", session)
+            finally:
+                store._conn = connection
+            database.append(timed.seconds)
     kinds = Counter(_statement_kind(text) for text in seen)
     return Statements(
         kinds["statement"] / turns,
         kinds["write"] / turns,
         kinds["read"] / turns,
         kinds["poll"] / turns,
-        cpu / turns,
-        timed.seconds / turns,
-        checkpoints / turns,
+        statistics.median(cpus) / turns,
+        statistics.median(database) / turns,
+        statistics.median(checkpoints) / turns,
     )
 
 

@@ -113,6 +113,7 @@ class SessionOrchestrator:
         #: Turns this process claimed but could not commit, to disown (see _after_failure).
         self._disowned: set[str] = set()
         self._listeners: dict[str, ChunkListener] = {}
+        #: What settle() waits on while a session's worker runs; the worker sets and drops it as it ends.
         self._idle: dict[str, asyncio.Event] = {}
         self._housekeeping: asyncio.Task[None] | None = None
         self._activation = asyncio.Lock()
@@ -435,7 +436,6 @@ class SessionOrchestrator:
             self._wake.add(session_id)
             return
         if session_id not in self._workers and not self._closing:
-            self._idle.pop(session_id, None)
             work = self._work(session_id, claim)
             self._workers[session_id] = asyncio.get_running_loop().create_task(
                 work, name=f"turns {session_id}"
@@ -479,7 +479,9 @@ class SessionOrchestrator:
                     return
         finally:
             self._workers.pop(session_id, None)
-            self._idle.setdefault(session_id, asyncio.Event()).set()
+            idle = self._idle.pop(session_id, None)  # made by settle() waiting for this worker
+            if idle is not None:
+                idle.set()
 
     async def _after_failure(self, session_id: str, turn_id: str, error: Exception) -> None:
         """A turn that could not be committed (the store failed, or it was taken over meanwhile).
@@ -587,8 +589,9 @@ class SessionOrchestrator:
             done = await self._finish(
                 turn, "completed", messages=[*steps, reply], consumed=consumed, instructions=instructions
             )
-            await points.turn_completed(contexts, done.info, inbound, reply)
-            return TurnResult(done.info, reply=reply)
+            finished = done.info
+            await points.turn_completed(contexts, finished, inbound, reply)
+            return TurnResult(finished, reply=reply)
         finally:
             running_turn.reset(running)
             trace_scope.reset(token)
