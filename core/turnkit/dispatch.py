@@ -283,9 +283,12 @@ class Dispatcher:
         One ``perf_counter`` and one append per call; arguments come through
         the step's getter; the kind's rules are consulted only for a
         non-``None`` result or an exception. Outcomes other than ``ok`` go to
-        ``marks`` under the index of the call just stamped.
+        ``marks`` under the index of the call just stamped. A point nobody
+        implements has no call to trace.
         """
         rules = RULES[plan.kind.kind]
+        if not plan.steps:
+            return rules.exhausted(plan, kwargs)
         slow = self._registry.config.watchdog
         stamps = [perf_counter()]
         marks: Marks = {}
