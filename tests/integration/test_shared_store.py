@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from turnkit.agent import Agent
 from turnkit.errors import StoreError, TurnkitError
-from turnkit_hookspecs import Message, Prompt, TurnInfo, hookimpl
+from turnkit_hookspecs import Message, Prompt, TurnInfo, TurnResult, hookimpl
 
 from tests.support.agents import build_agent, texts
 
@@ -79,14 +79,22 @@ async def test_a_turn_queued_behind_another_agents_turn_answers_its_own_caller(t
         ]
 
 
+async def _turn_and_retry(
+    gate: Gate, first: Agent, second: Agent
+) -> tuple[Message, asyncio.Task[TurnResult], asyncio.Task[TurnResult]]:
+    """A turn sent through ``first`` with key ``k1``, held by ``gate``, and its retry through ``second``."""
+    await first.sessions.open("s1")
+    message = Message.of("user", "wait")
+    original = asyncio.create_task(first.sessions.turn("s1", message, idempotency_key="k1"))
+    await asyncio.wait_for(gate.waiting.wait(), 5)
+    retry = asyncio.create_task(second.sessions.turn("s1", message, idempotency_key="k1"))
+    return message, original, retry
+
+
 async def test_an_idempotent_retry_on_another_agent_answers_with_the_first_turn(tmp_path: Path) -> None:
     gate = Gate()
     async with agent(tmp_path, gate) as first, agent(tmp_path, Gate()) as second:
-        await first.sessions.open("s1")
-        message = Message.of("user", "wait")
-        original = asyncio.create_task(first.sessions.turn("s1", message, idempotency_key="k1"))
-        await asyncio.wait_for(gate.waiting.wait(), 5)
-        retry = asyncio.create_task(second.sessions.turn("s1", message, idempotency_key="k1"))
+        message, original, retry = await _turn_and_retry(gate, first, second)
         await asyncio.sleep(0.1)
         assert not retry.done(), "the retry waits for the turn the key names"
         gate.opened.set()
@@ -101,11 +109,7 @@ async def test_an_idempotent_retry_on_another_agent_answers_with_the_first_turn(
 async def test_a_caller_giving_up_leaves_a_retry_with_the_same_key_waiting(tmp_path: Path) -> None:
     gate = Gate()
     async with agent(tmp_path, gate) as one:
-        await one.sessions.open("s1")
-        message = Message.of("user", "wait")
-        original = asyncio.create_task(one.sessions.turn("s1", message, idempotency_key="k1"))
-        await asyncio.wait_for(gate.waiting.wait(), 5)
-        retry = asyncio.create_task(one.sessions.turn("s1", message, idempotency_key="k1"))
+        _, original, retry = await _turn_and_retry(gate, one, one)
         await asyncio.sleep(0.05)
         original.cancel()
         await asyncio.sleep(0.05)
