@@ -78,7 +78,21 @@ async def test_the_stores_commits_are_checkpointed_by_its_thread(tmp_path: Path)
             await store.append_message("s", Message.of("user", f"message {number} " + "z" * 500))
         with sqlite3.connect(path) as reader:
             assert reader.execute("SELECT COUNT(*) FROM messages").fetchone() == (300,)
-        # 300 commits are far from the backstop's 10,000 pages: only the thread copies them back
+        # 300 commits are short of the backstop's 3,000 pages: only the thread copies them back
         assert _wait_for(lambda: path.stat().st_size > 300 * 500), "the store's commits were checkpointed"
+    finally:
+        await store.close()
+
+
+async def test_the_log_starts_again_from_its_beginning_instead_of_growing(tmp_path: Path) -> None:
+    path = tmp_path / "turnkit.db"
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        await store.create_session(SessionInfo("s", "chat"), "agent")
+        for number in range(2_000):  # some 16,000 pages (64 MiB) of log written in all
+            await store.append_message("s", Message.of("user", f"message {number}"))
+        log = Path(f"{path}-wal").stat().st_size
+        assert log <= 16 * 2**20, f"the log grew to {log / 2**20:.1f} MiB"
     finally:
         await store.close()
