@@ -1,13 +1,15 @@
 """WAL checkpoints on the store's thread: the log is copied back into the file every N commits,
-off the committing connection, and the store's own connection no longer pays for it."""
+off the committing connection, and the store's own connection no longer pays for it; the log
+starts again from its beginning instead of growing."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import pytest
 from turnkit.store import SQLiteStore
 from turnkit.store.checkpoint import Checkpointer
 from turnkit_hookspecs import Message, SessionInfo
@@ -68,31 +70,32 @@ def test_a_checkpoint_that_fails_is_tried_again_at_the_next_one(tmp_path: Path) 
         checkpointer.stop()
 
 
-async def test_the_stores_commits_are_checkpointed_by_its_thread(tmp_path: Path) -> None:
-    path = tmp_path / "turnkit.db"
-    store = SQLiteStore(str(path))
-    await store.open()
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    """A store at ``tmp_path / "turnkit.db"`` with session ``s``."""
+    opened = SQLiteStore(str(tmp_path / "turnkit.db"))
+    await opened.open()
     try:
-        await store.create_session(SessionInfo("s", "chat"), "agent")
-        for number in range(300):
-            await store.append_message("s", Message.of("user", f"message {number} " + "z" * 500))
-        with sqlite3.connect(path) as reader:
-            assert reader.execute("SELECT COUNT(*) FROM messages").fetchone() == (300,)
-        # 300 commits are short of the backstop's 3,000 pages: only the thread copies them back
-        assert _wait_for(lambda: path.stat().st_size > 300 * 500), "the store's commits were checkpointed"
+        await opened.create_session(SessionInfo("s", "chat"), "agent")
+        yield opened
     finally:
-        await store.close()
+        await opened.close()
 
 
-async def test_the_log_starts_again_from_its_beginning_instead_of_growing(tmp_path: Path) -> None:
+async def test_the_stores_commits_are_checkpointed_by_its_thread(store: SQLiteStore, tmp_path: Path) -> None:
     path = tmp_path / "turnkit.db"
-    store = SQLiteStore(str(path))
-    await store.open()
-    try:
-        await store.create_session(SessionInfo("s", "chat"), "agent")
-        for number in range(2_000):  # some 16,000 pages (64 MiB) of log written in all
-            await store.append_message("s", Message.of("user", f"message {number}"))
-        log = Path(f"{path}-wal").stat().st_size
-        assert log <= 16 * 2**20, f"the log grew to {log / 2**20:.1f} MiB"
-    finally:
-        await store.close()
+    for number in range(300):
+        await store.append_message("s", Message.of("user", f"message {number} " + "z" * 500))
+    with sqlite3.connect(path) as reader:
+        assert reader.execute("SELECT COUNT(*) FROM messages").fetchone() == (300,)
+    # 300 commits are short of the backstop's 3,000 pages: only the thread copies them back
+    assert _wait_for(lambda: path.stat().st_size > 300 * 500), "the store's commits were checkpointed"
+
+
+async def test_the_log_starts_again_from_its_beginning_instead_of_growing(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    for number in range(2_000):  # some 16,000 pages (64 MiB) of log written in all
+        await store.append_message("s", Message.of("user", f"message {number}"))
+    log = (tmp_path / "turnkit.db-wal").stat().st_size
+    assert log <= 16 * 2**20, f"the log grew to {log / 2**20:.1f} MiB"
